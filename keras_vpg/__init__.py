@@ -1,0 +1,21 @@
+"""keras-vpg: Vanilla Policy Gradient with GAE-Lambda for Keras 3 (TensorFlow, JAX, PyTorch)."""
+
+from keras_vpg.actor_critic import ActorCritic, MLPActorCritic
+from keras_vpg.agent import VPG, vpg
+from keras_vpg.distributions import Categorical, DiagGaussian, Distribution
+from keras_vpg.serving import export, load_policy_and_env, run_policy
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "VPG",
+    "ActorCritic",
+    "Categorical",
+    "DiagGaussian",
+    "Distribution",
+    "MLPActorCritic",
+    "export",
+    "load_policy_and_env",
+    "run_policy",
+    "vpg",
+]

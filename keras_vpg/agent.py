@@ -1,0 +1,363 @@
+"""Vanilla Policy Gradient with GAE-Lambda: the :class:`VPG` agent and :func:`vpg`.
+
+Each epoch follows Spinning Up's pseudocode:
+
+1. collect ``steps_per_epoch`` steps with the current policy,
+2. compute rewards-to-go and GAE-Lambda advantages,
+3. take one policy-gradient step, then ``train_v_iters`` value-function steps,
+4. log the epoch and checkpoint the policy.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import keras
+import numpy as np
+
+from keras_vpg import mpi
+from keras_vpg.actor_critic import (
+    ActorCritic,
+    MLPActorCritic,
+    check_action_space,
+    check_observation_space,
+)
+from keras_vpg.buffer import VPGBuffer
+from keras_vpg.logger import EpochLogger, ProgressBar, atomic_write
+from keras_vpg.rollout import VECTOR_MODES, RolloutCollector, make_vector_env
+from keras_vpg.trainers import get_trainer
+
+
+class VPG:
+    """Vanilla Policy Gradient (with GAE-Lambda) on any Keras backend.
+
+    Parameters follow Spinning Up's ``vpg`` (names and defaults).
+
+    Parameters
+    ----------
+    env_fn : callable
+        ``() -> gymnasium.Env``; called once per vectorized copy (and once to
+        read the spaces and spec).
+    actor_critic : callable
+        ``(observation_space, action_space, **ac_kwargs) -> ActorCritic``.
+    ac_kwargs : dict
+        Keyword arguments of ``actor_critic`` (e.g. ``hidden_sizes``, ``activation``).
+    seed : int
+        Rank ``r`` uses ``seed + 10000 * r`` for Keras, numpy, the envs' reset
+        and the action space.
+    steps_per_epoch : int
+        Env steps per epoch, in total over envs and MPI ranks. Rounded down to a
+        multiple of ``num_envs * num_procs`` (with a warning) when it does not divide.
+    gamma : float
+        Discount factor, in [0, 1].
+    pi_lr, vf_lr : float
+        Adam learning rates of the policy and of the value function.
+    train_v_iters : int
+        Value-function gradient steps per epoch.
+    lam : float
+        GAE-Lambda, in [0, 1].
+    max_ep_len : int or None
+        Episodes are truncated (and bootstrapped) after this many steps; 0 or
+        ``None`` leaves only the env's own time limit.
+    logger_kwargs : dict
+        ``output_dir`` and ``exp_name`` of the run (default
+        ``data/<exp_name>/<exp_name>_s<seed>``, ``exp_name`` ``"vpg"``).
+    save_freq : int
+        Checkpoint ``model.keras`` every ``save_freq`` epochs (and at the end of ``fit``).
+    num_envs : int
+        Environments per process, stepped as one gymnasium vector env.
+    vector_mode : {"sync", "async"}
+        ``gymnasium.vector.SyncVectorEnv`` or ``AsyncVectorEnv``.
+    """
+
+    def __init__(
+        self,
+        env_fn: Callable[[], gym.Env],
+        actor_critic: Callable[..., ActorCritic] = MLPActorCritic,
+        ac_kwargs: dict[str, Any] | None = None,
+        seed: int = 0,
+        steps_per_epoch: int = 4000,
+        gamma: float = 0.99,
+        pi_lr: float = 3e-4,
+        vf_lr: float = 1e-3,
+        train_v_iters: int = 80,
+        lam: float = 0.97,
+        max_ep_len: int | None = 1000,
+        logger_kwargs: dict[str, Any] | None = None,
+        save_freq: int = 10,
+        num_envs: int = 1,
+        vector_mode: str = "sync",
+    ):
+        config = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        ac_kwargs = dict(ac_kwargs or {})
+        logger_kwargs = dict(logger_kwargs or {})
+        _check_arguments(config)
+        self.config = config
+        self.gamma, self.lam, self.save_freq = gamma, lam, save_freq
+
+        # Every rank seeds differently but starts from rank 0's parameters.
+        self.rank, self.num_procs = mpi.proc_id(), mpi.num_procs()
+        self.seed = seed + 10000 * self.rank
+        keras.utils.set_random_seed(self.seed)
+
+        probe = env_fn()
+        try:
+            observation_space, action_space = probe.observation_space, probe.action_space
+            env_spec = _spec_json(probe)
+        finally:
+            probe.close()
+        check_observation_space(observation_space)
+        check_action_space(action_space)
+
+        self.num_envs = num_envs
+        self.steps_per_env = _steps_per_env(steps_per_epoch, num_envs, self.num_procs)
+        self.envs = make_vector_env(env_fn, num_envs, max_ep_len, vector_mode)
+
+        self.ac = actor_critic(observation_space, action_space, **ac_kwargs)
+        if not isinstance(self.ac, ActorCritic):
+            raise TypeError(
+                f"actor_critic must return a keras_vpg.ActorCritic, got {type(self.ac).__name__}"
+            )
+        mpi.sync_variables(self.ac.variables)
+
+        allreduce = mpi.allreduce_mean if self.num_procs > 1 else None
+        self.trainer = get_trainer(
+            self.ac,
+            keras.optimizers.Adam(learning_rate=pi_lr),
+            keras.optimizers.Adam(learning_rate=vf_lr),
+            train_v_iters,
+            allreduce=allreduce,
+        )
+        self.buffer = VPGBuffer(
+            observation_space.shape,
+            action_space.shape,
+            np.int32 if isinstance(action_space, gym.spaces.Discrete) else np.float32,
+            self.steps_per_env,
+            num_envs,
+            gamma,
+            lam,
+        )
+        self.collector = RolloutCollector(
+            self.envs, self.trainer.policy_step, self.trainer.value, self.buffer, self.seed
+        )
+
+        exp_name = logger_kwargs.get("exp_name") or "vpg"
+        output_dir = logger_kwargs.get("output_dir") or _default_output_dir(exp_name, seed)
+        self.logger = EpochLogger(output_dir, exp_name)
+        self.logger.save_config(dict(config, env_spec=env_spec, num_procs=self.num_procs))
+        self.output_dir = Path(output_dir)
+
+        self.epoch = 0
+        self.total_env_interacts = 0
+        self._elapsed = 0.0
+
+    # -- training -----------------------------------------------------------------------
+    def fit(
+        self,
+        epochs: int = 50,
+        callbacks: list[keras.callbacks.Callback] | None = None,
+        verbose: int = 1,
+    ) -> keras.callbacks.History:
+        """Train for ``epochs`` more epochs (a second call continues, as ``Model.fit``).
+
+        Parameters
+        ----------
+        epochs : int
+            Number of epochs of this call.
+        callbacks : list of keras.callbacks.Callback
+            Receive ``on_epoch_end(epoch, logs)`` with every progress.txt column
+            but ``Epoch``; ``callback.model`` is the ActorCritic. They run on
+            rank 0; ``model.stop_training`` ends training on every rank.
+        verbose : int
+            0 silent, 1 progress bar and summary line per epoch, 2 summary line only.
+
+        Returns
+        -------
+        keras.callbacks.History
+            ``history.history[key]`` holds one value per epoch of this call.
+        """
+        _check_int("epochs", epochs, minimum=1)
+        if verbose not in (0, 1, 2):
+            raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
+        history = keras.callbacks.History()
+        callbacks = list(callbacks or []) if self.rank == 0 else []
+        progress_bar = None
+        if verbose and self.rank == 0:
+            progress_bar = ProgressBar(
+                epochs, self.steps_per_env * self.num_envs, verbose, initial_epoch=self.epoch
+            )
+            callbacks.insert(0, progress_bar)
+        callback_list = keras.callbacks.CallbackList(
+            callbacks + [history], model=self.ac, epochs=epochs, verbose=verbose
+        )
+        self.ac.stop_training = False
+        every = max(1, self.steps_per_env // 20)
+        on_progress = progress_bar.on_collect_progress if progress_bar else None
+
+        callback_list.on_train_begin()
+        last_epoch = self.epoch + epochs - 1
+        for epoch in range(self.epoch, self.epoch + epochs):
+            callback_list.on_epoch_begin(epoch)
+            start = time.perf_counter()
+            rollout = self.collector.collect(on_progress, every)  # 1. collect with current policy
+            batch = self.buffer.get()                              # 2. GAE-Lambda advantages
+            update = self.trainer.update(batch)                    # 3. pi step, then v steps
+            logs = self._epoch_logs(rollout, update, time.perf_counter() - start)  # 4. log
+            self.logger.dump_tabular({"Epoch": epoch, **logs})
+            self.epoch = epoch + 1
+            callback_list.on_epoch_end(epoch, logs)
+            stop = mpi.broadcast_object(bool(self.ac.stop_training))
+            if (epoch + 1) % self.save_freq == 0 or epoch == last_epoch or stop:
+                self.logger.save_model(self.ac, epoch)
+            if stop:
+                break
+        callback_list.on_train_end()
+        return history
+
+    def _epoch_logs(self, rollout, update: dict[str, float], seconds: float) -> dict[str, float]:
+        """Global (all-ranks) statistics of one epoch, keyed like progress.txt."""
+        returns = np.asarray(rollout.episode_returns, dtype=np.float64)
+        lengths = np.asarray(rollout.episode_lengths, dtype=np.float64)
+        ret_mean, ret_std, ret_min, ret_max = mpi.mpi_statistics_scalar(returns, True)
+        len_mean, _ = mpi.mpi_statistics_scalar(lengths)
+        v_mean, v_std, v_min, v_max = mpi.mpi_statistics_scalar(self.buffer.val, True)
+        epoch_steps = int(mpi.mpi_sum(rollout.env_steps))
+        self.total_env_interacts += epoch_steps
+        self._elapsed += seconds
+        logs = {
+            "AverageEpRet": ret_mean, "StdEpRet": ret_std, "MaxEpRet": ret_max,
+            "MinEpRet": ret_min, "EpLen": len_mean,
+            "AverageVVals": v_mean, "StdVVals": v_std, "MaxVVals": v_max, "MinVVals": v_min,
+            "TotalEnvInteracts": self.total_env_interacts,
+        }
+        logs.update({k: float(mpi.mpi_avg(v)) for k, v in update.items()})
+        logs["Time"] = self._elapsed
+        logs["StepsPerSecond"] = epoch_steps / max(seconds, 1e-9)
+        return {k: (v if isinstance(v, int) else float(v)) for k, v in logs.items()}
+
+    # -- saving -------------------------------------------------------------------------
+    def save(self, filepath: str) -> None:
+        """Save the ActorCritic as a ``.keras`` file (written to a temp name, then renamed)."""
+        if not str(filepath).endswith(".keras"):
+            raise ValueError(f"filepath must end in .keras, got {filepath!r}")
+        if self.rank == 0:
+            atomic_write(filepath, self.ac.save)
+
+    def export(self, filepath: str, format: str = "tf_saved_model") -> None:
+        """Export the policy for serving; see :func:`keras_vpg.serving.export`."""
+        from keras_vpg.serving import export
+
+        if self.rank == 0:
+            export(self.ac, filepath, format=format)
+
+
+def vpg(
+    env_fn: Callable[[], gym.Env],
+    actor_critic: Callable[..., ActorCritic] = MLPActorCritic,
+    ac_kwargs: dict[str, Any] | None = None,
+    seed: int = 0,
+    steps_per_epoch: int = 4000,
+    epochs: int = 50,
+    gamma: float = 0.99,
+    pi_lr: float = 3e-4,
+    vf_lr: float = 1e-3,
+    train_v_iters: int = 80,
+    lam: float = 0.97,
+    max_ep_len: int | None = 1000,
+    logger_kwargs: dict[str, Any] | None = None,
+    save_freq: int = 10,
+    **kwargs,
+) -> VPG:
+    """Spinning Up's functional form: build a :class:`VPG`, train ``epochs``, return it.
+
+    Extra keyword arguments (``num_envs``, ``vector_mode``) go to :class:`VPG`;
+    ``verbose`` and ``callbacks`` go to :meth:`VPG.fit`.
+    """
+    fit_kwargs = {k: kwargs.pop(k) for k in ("verbose", "callbacks") if k in kwargs}
+    agent = VPG(
+        env_fn, actor_critic=actor_critic, ac_kwargs=ac_kwargs, seed=seed,
+        steps_per_epoch=steps_per_epoch, gamma=gamma, pi_lr=pi_lr, vf_lr=vf_lr,
+        train_v_iters=train_v_iters, lam=lam, max_ep_len=max_ep_len,
+        logger_kwargs=logger_kwargs, save_freq=save_freq, **kwargs,
+    )
+    agent.fit(epochs=epochs, **fit_kwargs)
+    return agent
+
+
+# -- argument checks ------------------------------------------------------------------------
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+
+
+def _check_arguments(config: dict[str, Any]) -> None:
+    if not callable(config["env_fn"]):
+        raise TypeError(
+            f"env_fn must be a callable returning a gymnasium.Env (e.g. "
+            f"lambda: gym.make('CartPole-v1')), got {config['env_fn']!r}"
+        )
+    if not callable(config["actor_critic"]):
+        raise TypeError(f"actor_critic must be callable, got {config['actor_critic']!r}")
+    for name in ("gamma", "lam"):
+        value = config[name]
+        if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+    for name in ("pi_lr", "vf_lr"):
+        value = config[name]
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise ValueError(f"{name} must be a non-negative learning rate, got {value!r}")
+    _check_int("seed", config["seed"], minimum=0)
+    _check_int("steps_per_epoch", config["steps_per_epoch"], minimum=1)
+    _check_int("train_v_iters", config["train_v_iters"], minimum=0)
+    _check_int("save_freq", config["save_freq"], minimum=1)
+    _check_int("num_envs", config["num_envs"], minimum=1)
+    if config["max_ep_len"] is not None:
+        _check_int("max_ep_len", config["max_ep_len"], minimum=0)
+    for name in ("ac_kwargs", "logger_kwargs"):
+        if config[name] is not None and not isinstance(config[name], dict):
+            raise TypeError(f"{name} must be a dict, got {config[name]!r}")
+    if config["vector_mode"] not in VECTOR_MODES:
+        raise ValueError(f"vector_mode must be one of {VECTOR_MODES}, got {config['vector_mode']!r}")
+
+
+def _steps_per_env(steps_per_epoch: int, num_envs: int, num_procs: int) -> int:
+    """Rows of the buffer: each of ``num_envs * num_procs`` envs takes an equal share."""
+    workers = num_envs * num_procs
+    if steps_per_epoch < workers:
+        raise ValueError(
+            f"steps_per_epoch ({steps_per_epoch}) must be at least num_envs * num_procs "
+            f"({num_envs} * {num_procs})"
+        )
+    if steps_per_epoch % workers and mpi.proc_id() == 0:
+        warnings.warn(
+            f"steps_per_epoch={steps_per_epoch} is not a multiple of num_envs * num_procs "
+            f"= {workers}; each epoch collects {steps_per_epoch // workers * workers} steps",
+            stacklevel=3,
+        )
+    return steps_per_epoch // workers
+
+
+def _spec_json(env: gym.Env) -> str | None:
+    """The env's gymnasium spec as JSON (to rebuild it later), if it has one."""
+    spec = getattr(env, "spec", None)
+    if spec is None:
+        return None
+    try:
+        return spec.to_json()
+    except Exception:  # kwargs that JSON cannot hold (callables, objects)
+        return None
+
+
+def _default_output_dir(exp_name: str, seed: int) -> str:
+    path = Path("data") / exp_name / f"{exp_name}_s{seed}"
+    if path.exists():
+        path = path.with_name(f"{path.name}_{time.strftime('%Y%m%d-%H%M%S')}")
+    return str(path)

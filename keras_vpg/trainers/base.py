@@ -1,0 +1,130 @@
+"""The trainer interface and the losses every backend shares.
+
+A trainer owns the compiled functions of one backend: the batched policy
+call used during collection and the per-epoch update (one policy-gradient
+step, then ``train_v_iters`` value steps). Backend differences live only in
+``keras_vpg/trainers/<backend>.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_vpg.actor_critic import ActorCritic
+
+#: Maps a flat float32 gradient vector to its average over MPI ranks.
+Allreduce = Callable[[np.ndarray], np.ndarray]
+
+#: Keys of the dict returned by :meth:`Trainer.update`, in logging order.
+UPDATE_METRICS = ("LossPi", "LossV", "DeltaLossPi", "DeltaLossV", "Entropy", "KL")
+
+
+def policy_loss(ac: ActorCritic, obs, act, adv):
+    """Spinning Up's policy loss ``-mean(logp(a|s) * adv)``.
+
+    Returns ``(loss, logp (B,), entropy (B,))``.
+    """
+    dist = ac.distribution(obs)
+    logp = dist.log_prob(act)
+    return -ops.mean(logp * adv), logp, dist.entropy()
+
+
+def value_loss(ac: ActorCritic, obs, ret):
+    """Mean squared error of ``V(s)`` against the rewards-to-go."""
+    return ops.mean(ops.square(ac.value(obs) - ret))
+
+
+def metrics_after_update(ac: ActorCritic, batch, loss_pi_old, loss_v_old, entropy_old):
+    """The epoch's update statistics, measured with the updated parameters.
+
+    ``KL`` is the sample estimate ``mean(logp_old - logp_new)`` over the batch, and
+    the deltas are new loss minus old loss (Spinning Up computes both before the
+    update, so its logs read ~0).
+    """
+    loss_pi_new, logp_new, _ = policy_loss(ac, batch["obs"], batch["act"], batch["adv"])
+    loss_v_new = value_loss(ac, batch["obs"], batch["ret"])
+    return {
+        "LossPi": loss_pi_old,
+        "LossV": loss_v_old,
+        "DeltaLossPi": loss_pi_new - loss_pi_old,
+        "DeltaLossV": loss_v_new - loss_v_old,
+        "Entropy": ops.mean(entropy_old),
+        "KL": ops.mean(batch["logp"] - logp_new),
+    }
+
+
+class Trainer:
+    """Compiled collection and update for one backend.
+
+    Parameters
+    ----------
+    ac : ActorCritic
+        The model; its variables are updated in place by :meth:`update`.
+    pi_optimizer, vf_optimizer : keras.optimizers.Optimizer
+        Optimizers of the policy and of the value function.
+    train_v_iters : int
+        Value-function gradient steps per epoch.
+    allreduce : callable or None
+        Averages a flat float32 gradient vector across MPI ranks; ``None`` for
+        one process.
+    """
+
+    def __init__(
+        self,
+        ac: ActorCritic,
+        pi_optimizer: keras.optimizers.Optimizer,
+        vf_optimizer: keras.optimizers.Optimizer,
+        train_v_iters: int,
+        allreduce: Allreduce | None = None,
+    ):
+        self.ac = ac
+        self.pi_optimizer = pi_optimizer
+        self.vf_optimizer = vf_optimizer
+        self.train_v_iters = int(train_v_iters)
+        self.allreduce = allreduce
+        self.pi_variables = ac.pi_variables
+        self.v_variables = ac.v_variables
+        pi_optimizer.build(self.pi_variables)
+        vf_optimizer.build(self.v_variables)
+
+    def policy_step(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sample actions for a batch of observations ``(B, *O)``.
+
+        Returns numpy ``(action (B, ...), value (B,), logp (B,))``.
+        """
+        raise NotImplementedError
+
+    def value(self, obs: np.ndarray) -> np.ndarray:
+        """Values of a batch of observations, numpy ``(B,)``."""
+        raise NotImplementedError
+
+    def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+        """One policy step and ``train_v_iters`` value steps on the whole batch.
+
+        ``batch`` has ``obs (M, *O)``, ``act (M, ...)``, ``adv (M,)``, ``ret (M,)``
+        and ``logp (M,)`` (log-probs under the policy that collected the data).
+        Returns floats keyed by :data:`UPDATE_METRICS` (local to this rank).
+        """
+        raise NotImplementedError
+
+    def sync_to_model(self) -> None:
+        """Write any state held outside the Keras variables back into them."""
+
+
+def flat_concat(tensors):
+    """Concatenate tensors into one flat vector (for a single allreduce call)."""
+    return ops.concatenate([ops.reshape(t, (-1,)) for t in tensors], axis=0)
+
+
+def split_like(flat, tensors):
+    """Inverse of :func:`flat_concat`: views of ``flat`` shaped like ``tensors``."""
+    out, start = [], 0
+    for t in tensors:
+        size = int(np.prod(t.shape))
+        out.append(ops.reshape(flat[start : start + size], t.shape))
+        start += size
+    return out
