@@ -75,6 +75,62 @@ def space_from_config(config: dict[str, Any] | gym.Space) -> gym.Space:
 
 
 @keras.saving.register_keras_serializable(package="keras_vpg")
+class ObservationNormalizer(keras.layers.Layer):
+    """Standardizes observations with a running mean and variance (non-trainable).
+
+    ``call(obs)`` returns ``clip((obs - mean) / sqrt(var + 1e-8), -clip, clip)``.
+    The statistics change only through :meth:`update`, which merges a batch's
+    moments (Chan et al.'s parallel algorithm); under MPI the agent passes
+    moments summed over all ranks.
+
+    Parameters
+    ----------
+    observation_shape : tuple of int
+    clip : float
+        Bound on the standardized values.
+    """
+
+    def __init__(self, observation_shape: Sequence[int], clip: float = 10.0, **kwargs):
+        super().__init__(**kwargs)
+        self.observation_shape = tuple(int(d) for d in observation_shape)
+        self.clip = float(clip)
+        self.mean = self.add_weight(
+            shape=self.observation_shape, initializer="zeros", trainable=False, name="mean"
+        )
+        self.var = self.add_weight(
+            shape=self.observation_shape, initializer="ones", trainable=False, name="var"
+        )
+        self.count = self.add_weight(shape=(), initializer="zeros", trainable=False, name="count")
+        self.built = True
+
+    def call(self, obs):
+        z = (obs - self.mean) / ops.sqrt(self.var + 1e-8)
+        return ops.clip(z, -self.clip, self.clip)
+
+    def update(self, total: np.ndarray, total_sq: np.ndarray, count: float) -> None:
+        """Merge a batch given its sum ``(O...)``, sum of squares ``(O...)`` and size."""
+        if count <= 0:
+            return
+        batch_mean = total / count
+        batch_var = np.maximum(total_sq / count - batch_mean**2, 0.0)
+        old_mean = ops.convert_to_numpy(self.mean).astype(np.float64)
+        old_var = ops.convert_to_numpy(self.var).astype(np.float64)
+        old_count = float(ops.convert_to_numpy(self.count))
+        new_count = old_count + count
+        delta = batch_mean - old_mean
+        mean = old_mean + delta * count / new_count
+        m2 = old_var * old_count + batch_var * count + delta**2 * old_count * count / new_count
+        self.mean.assign(mean.astype("float32"))
+        self.var.assign((m2 / new_count).astype("float32"))
+        self.count.assign(np.float32(new_count))
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(observation_shape=list(self.observation_shape), clip=self.clip)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_vpg")
 class ActorCritic(keras.Model):
     """A policy network and a value network behind Spinning Up's actor-critic API.
 
@@ -91,6 +147,11 @@ class ActorCritic(keras.Model):
         Initial value of the state-independent ``log_std`` (Box only).
     seed : int or None
         Seed of the ``SeedGenerator`` used for sampling actions.
+    normalize_obs : bool
+        Standardize observations with running statistics held in a
+        non-trainable :class:`ObservationNormalizer` inside the model (so
+        ``.keras``, SavedModel and ONNX exports carry it); the agent updates it
+        after every epoch.
 
     Notes
     -----
@@ -107,6 +168,7 @@ class ActorCritic(keras.Model):
         action_space: gym.Space | dict,
         log_std_init: float = -0.5,
         seed: int | None = None,
+        normalize_obs: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -114,7 +176,9 @@ class ActorCritic(keras.Model):
         check_action_space(action_space)
         for name, net in (("pi_net", pi_net), ("v_net", v_net)):
             if not isinstance(net, keras.Model) or not net.built:
-                raise TypeError(f"{name} must be a built keras.Model (e.g. functional), got {net!r}")
+                raise TypeError(
+                    f"{name} must be a built keras.Model (e.g. functional), got {net!r}"
+                )
         self.pi_net = pi_net
         self.v_net = v_net
         self.action_space = action_space
@@ -130,6 +194,11 @@ class ActorCritic(keras.Model):
                 name="log_std",
             )
         self.seed_generator = keras.random.SeedGenerator(seed, name="sampling_seed")
+        self.normalize_obs = bool(normalize_obs)
+        self.obs_normalizer = (
+            ObservationNormalizer(self.observation_shape, name="obs_normalizer")
+            if self.normalize_obs else None
+        )
         self.built = True
 
     # -- variables the trainers optimise --------------------------------------------------
@@ -147,14 +216,18 @@ class ActorCritic(keras.Model):
     # -- tensor functions (differentiable, used inside compiled code) --------------------
     def distribution(self, obs) -> Distribution:
         """The policy's action distribution at ``obs`` of shape ``(B, *O)``."""
-        out = self.pi_net(obs)
+        out = self.pi_net(self.normalize(obs))
         if self.discrete:
             return Categorical(out, seed=self.seed_generator)
         return DiagGaussian(out, self.log_std, seed=self.seed_generator)
 
     def value(self, obs):
         """State values, a tensor of shape ``(B,)``."""
-        return ops.reshape(self.v_net(obs), (-1,))
+        return ops.reshape(self.v_net(self.normalize(obs)), (-1,))
+
+    def normalize(self, obs):
+        """Observations standardized by the running statistics (identity if disabled)."""
+        return obs if self.obs_normalizer is None else self.obs_normalizer(obs)
 
     def step_tensors(self, obs):
         """Sampled action, value and log-prob for a batch; tensors of shape ``(B, ...)``."""
@@ -248,6 +321,7 @@ class ActorCritic(keras.Model):
             v_net=keras.saving.serialize_keras_object(self.v_net),
             action_space=space_to_config(self.action_space),
             log_std_init=self.log_std_init,
+            normalize_obs=self.normalize_obs,
         )
         return config
 
@@ -297,6 +371,8 @@ class MLPActorCritic(ActorCritic):
         Hidden layer widths of both MLPs.
     activation : str
         Keras activation name of the hidden layers (``"tanh"``, ``"relu"`` ...).
+    log_std_init, seed, normalize_obs
+        As :class:`ActorCritic`.
     """
 
     def __init__(
@@ -307,6 +383,7 @@ class MLPActorCritic(ActorCritic):
         activation: str = "tanh",
         log_std_init: float = -0.5,
         seed: int | None = None,
+        normalize_obs: bool = False,
         **kwargs,
     ):
         observation_space = space_from_config(observation_space)
@@ -324,13 +401,12 @@ class MLPActorCritic(ActorCritic):
             pi_out = int(action_space.n)
         else:
             pi_out = int(action_space.shape[0])
-        # A small last policy layer starts near-uniform / near-zero-mean actions.
-        pi_net = mlp(
-            observation_space.shape, hidden_sizes, activation, pi_out,
-            output_initializer=keras.initializers.Orthogonal(0.01, seed=seed), name="pi_net",
-        )
+        pi_net = mlp(observation_space.shape, hidden_sizes, activation, pi_out, name="pi_net")
         v_net = mlp(observation_space.shape, hidden_sizes, activation, 1, name="v_net")
-        super().__init__(pi_net, v_net, action_space, log_std_init=log_std_init, seed=seed, **kwargs)
+        super().__init__(
+            pi_net, v_net, action_space, log_std_init=log_std_init, seed=seed,
+            normalize_obs=normalize_obs, **kwargs,
+        )
         self.observation_space = observation_space
         self.hidden_sizes = hidden_sizes
         self.activation = activation
@@ -343,6 +419,7 @@ class MLPActorCritic(ActorCritic):
             hidden_sizes=list(self.hidden_sizes),
             activation=self.activation,
             log_std_init=self.log_std_init,
+            normalize_obs=self.normalize_obs,
         )
         return config
 

@@ -74,6 +74,10 @@ class VPG:
         Environments per process, stepped as one gymnasium vector env.
     vector_mode : {"sync", "async"}
         ``gymnasium.vector.SyncVectorEnv`` or ``AsyncVectorEnv``.
+    normalize_obs : bool
+        Standardize observations with running statistics (over all ranks) kept
+        inside the model, so saved and exported policies carry them. Passed to
+        ``actor_critic`` as ``normalize_obs=True``.
     """
 
     def __init__(
@@ -93,6 +97,7 @@ class VPG:
         save_freq: int = 10,
         num_envs: int = 1,
         vector_mode: str = "sync",
+        normalize_obs: bool = False,
     ):
         config = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         ac_kwargs = dict(ac_kwargs or {})
@@ -119,6 +124,8 @@ class VPG:
         self.steps_per_env = _steps_per_env(steps_per_epoch, num_envs, self.num_procs)
         self.envs = make_vector_env(env_fn, num_envs, max_ep_len, vector_mode)
 
+        if normalize_obs:
+            ac_kwargs["normalize_obs"] = True
         self.ac = actor_critic(observation_space, action_space, **ac_kwargs)
         if not isinstance(self.ac, ActorCritic):
             raise TypeError(
@@ -208,6 +215,7 @@ class VPG:
             rollout = self.collector.collect(on_progress, every)  # 1. collect with current policy
             batch = self.buffer.get()                              # 2. GAE-Lambda advantages
             update = self.trainer.update(batch)                    # 3. pi step, then v steps
+            self._update_obs_normalizer(batch["obs"])
             logs = self._epoch_logs(rollout, update, time.perf_counter() - start)  # 4. log
             self.logger.dump_tabular({"Epoch": epoch, **logs})
             self.epoch = epoch + 1
@@ -219,6 +227,15 @@ class VPG:
                 break
         callback_list.on_train_end()
         return history
+
+    def _update_obs_normalizer(self, obs: np.ndarray) -> None:
+        """Merge this epoch's observations (all ranks) into the running statistics."""
+        if self.ac.obs_normalizer is None:
+            return
+        obs = obs.astype(np.float64)
+        total = mpi.mpi_sum(obs.sum(axis=0))
+        total_sq = mpi.mpi_sum(np.square(obs).sum(axis=0))
+        self.ac.obs_normalizer.update(total, total_sq, float(mpi.mpi_sum(len(obs))))
 
     def _epoch_logs(self, rollout, update: dict[str, float], seconds: float) -> dict[str, float]:
         """Global (all-ranks) statistics of one epoch, keyed like progress.txt."""
@@ -324,8 +341,12 @@ def _check_arguments(config: dict[str, Any]) -> None:
     for name in ("ac_kwargs", "logger_kwargs"):
         if config[name] is not None and not isinstance(config[name], dict):
             raise TypeError(f"{name} must be a dict, got {config[name]!r}")
+    if not isinstance(config["normalize_obs"], bool):
+        raise TypeError(f"normalize_obs must be True or False, got {config['normalize_obs']!r}")
     if config["vector_mode"] not in VECTOR_MODES:
-        raise ValueError(f"vector_mode must be one of {VECTOR_MODES}, got {config['vector_mode']!r}")
+        raise ValueError(
+            f"vector_mode must be one of {VECTOR_MODES}, got {config['vector_mode']!r}"
+        )
 
 
 def _steps_per_env(steps_per_epoch: int, num_envs: int, num_procs: int) -> int:

@@ -111,7 +111,8 @@ class EpochLogger:
             self.columns = [k for k in PROGRESS_COLUMNS if k in row] + extra
         self.rows.append(dict(row))
         lines = ["\t".join(self.columns)]
-        lines += ["\t".join(_format(r.get(c, float("nan"))) for c in self.columns) for r in self.rows]
+        nan = float("nan")
+        lines += ["\t".join(_format(r.get(c, nan)) for c in self.columns) for r in self.rows]
         text = "\n".join(lines) + "\n"
         atomic_write(self.output_dir / "progress.txt", lambda p: Path(p).write_text(text))
 
