@@ -100,6 +100,15 @@ class VPG:
         normalize_obs: bool = False,
     ):
         config = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        with mpi.abort_on_exception():  # one failing rank must not leave the others hanging
+            self._build(**config)
+
+    def _build(
+        self, env_fn, actor_critic, ac_kwargs, seed, steps_per_epoch, gamma, pi_lr, vf_lr,
+        train_v_iters, lam, max_ep_len, logger_kwargs, save_freq, num_envs, vector_mode,
+        normalize_obs,
+    ) -> None:
+        config = {k: v for k, v in locals().items() if k != "self"}
         ac_kwargs = dict(ac_kwargs or {})
         logger_kwargs = dict(logger_kwargs or {})
         _check_arguments(config)
@@ -189,6 +198,10 @@ class VPG:
         keras.callbacks.History
             ``history.history[key]`` holds one value per epoch of this call.
         """
+        with mpi.abort_on_exception():  # one failing rank must not leave the others hanging
+            return self._fit(epochs, callbacks, verbose)
+
+    def _fit(self, epochs, callbacks, verbose) -> keras.callbacks.History:
         _check_int("epochs", epochs, minimum=1)
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")

