@@ -10,6 +10,7 @@ Each epoch follows Spinning Up's pseudocode:
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 import warnings
@@ -166,6 +167,8 @@ class VPG:
         exp_name = logger_kwargs.get("exp_name") or "vpg"
         output_dir = logger_kwargs.get("output_dir") or _default_output_dir(exp_name, seed)
         self.logger = EpochLogger(output_dir, exp_name)
+        # Record the model's effective settings, defaults included (e.g. activation).
+        config["ac_kwargs"] = {**_keyword_defaults(actor_critic), **ac_kwargs}
         self.logger.save_config(dict(config, env_spec=env_spec, num_procs=self.num_procs))
         self.output_dir = Path(output_dir)
 
@@ -377,6 +380,15 @@ def _steps_per_env(steps_per_epoch: int, num_envs: int, num_procs: int) -> int:
             stacklevel=3,
         )
     return steps_per_epoch // workers
+
+
+def _keyword_defaults(fn: Callable) -> dict[str, Any]:
+    """Default values of ``fn``'s keyword parameters (after the two spaces)."""
+    try:
+        parameters = list(inspect.signature(fn).parameters.values())[2:]
+    except (TypeError, ValueError):
+        return {}
+    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
 
 
 def _spec_json(env: gym.Env) -> str | None:
