@@ -1,0 +1,98 @@
+"""The trainer's gradient steps against central finite differences of a numpy float64 model."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import keras
+import numpy as np
+import pytest
+
+import keras_vpg
+from keras_vpg.trainers import get_trainer
+
+OBS_SPACE = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
+SPACES = {
+    "box": gym.spaces.Box(-1.0, 1.0, (2,), np.float32),
+    "discrete": gym.spaces.Discrete(3),
+}
+
+
+def mlp_forward(params, obs):
+    kernel0, bias0, kernel1, bias1 = params
+    return np.tanh(obs @ kernel0 + bias0) @ kernel1 + bias1
+
+
+def policy_loss_np(pi_params, batch, discrete):
+    out = mlp_forward(pi_params[:4], batch["obs"])
+    if discrete:
+        logp_all = out - np.log(np.exp(out).sum(-1, keepdims=True))
+        logp = logp_all[np.arange(len(out)), batch["act"]]
+    else:
+        log_std = pi_params[4]
+        z = (batch["act"] - out) / np.exp(log_std)
+        logp = (-0.5 * z**2 - log_std - 0.5 * np.log(2 * np.pi)).sum(-1)
+    return -np.mean(logp * batch["adv"])
+
+
+def value_loss_np(v_params, batch):
+    return np.mean((mlp_forward(v_params, batch["obs"])[:, 0] - batch["ret"]) ** 2)
+
+
+def finite_difference(loss, params, eps=1e-6):
+    grads = []
+    for i, p in enumerate(params):
+        g = np.zeros_like(p)
+        for idx in np.ndindex(p.shape):
+            plus = [q.copy() for q in params]
+            minus = [q.copy() for q in params]
+            plus[i][idx] += eps
+            minus[i][idx] -= eps
+            g[idx] = (loss(plus) - loss(minus)) / (2 * eps)
+        grads.append(g)
+    return grads
+
+
+def numpy_values(variables):
+    return [keras.ops.convert_to_numpy(v).astype(np.float64) for v in variables]
+
+
+@pytest.mark.parametrize("space", sorted(SPACES))
+def test_policy_and_value_steps_follow_the_exact_gradient(space):
+    discrete = space == "discrete"
+    keras.utils.set_random_seed(1)
+    ac = keras_vpg.MLPActorCritic(OBS_SPACE, SPACES[space], hidden_sizes=(4,))
+    rng = np.random.default_rng(2)
+    batch = {
+        "obs": rng.normal(size=(16, 3)).astype("float32"),
+        "act": (rng.integers(0, 3, 16).astype("int32") if discrete
+                else rng.normal(size=(16, 2)).astype("float32")),
+        "adv": rng.normal(size=16).astype("float32"),
+        "ret": rng.normal(size=16).astype("float32"),
+        "logp": np.zeros(16, "float32"),
+    }
+    batch64 = {k: (v.astype(np.float64) if v.dtype.kind == "f" else v) for k, v in batch.items()}
+    pi_before, v_before = numpy_values(ac.pi_variables), numpy_values(ac.v_variables)
+    expected_pi = finite_difference(lambda p: policy_loss_np(p, batch64, discrete), pi_before)
+    expected_v = finite_difference(lambda p: value_loss_np(p, batch64), v_before)
+
+    # Plain SGD with learning rate 1: parameters move by exactly minus the gradient.
+    trainer = get_trainer(ac, keras.optimizers.SGD(1.0), keras.optimizers.SGD(1.0), 1)
+    metrics = trainer.update(batch)
+    got_pi = [b - a for b, a in zip(pi_before, numpy_values(ac.pi_variables))]
+    got_v = [b - a for b, a in zip(v_before, numpy_values(ac.v_variables))]
+    for got, expected in zip(got_pi + got_v, expected_pi + expected_v):
+        np.testing.assert_allclose(got, expected, rtol=2e-3, atol=2e-5)
+    np.testing.assert_allclose(metrics["LossPi"], policy_loss_np(pi_before, batch64, discrete),
+                               rtol=1e-4)
+    np.testing.assert_allclose(metrics["LossV"], value_loss_np(v_before, batch64), rtol=1e-4)
+    # Deltas are measured after the update, with the new parameters.
+    pi_after, v_after = numpy_values(ac.pi_variables), numpy_values(ac.v_variables)
+    np.testing.assert_allclose(
+        metrics["DeltaLossPi"],
+        policy_loss_np(pi_after, batch64, discrete) - policy_loss_np(pi_before, batch64, discrete),
+        rtol=1e-3, atol=1e-5,
+    )
+    np.testing.assert_allclose(
+        metrics["DeltaLossV"],
+        value_loss_np(v_after, batch64) - value_loss_np(v_before, batch64), rtol=1e-3, atol=1e-5,
+    )
