@@ -1,0 +1,154 @@
+"""The VPG agent: API, output files, callbacks, determinism, argument checks, learning."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import gymnasium as gym
+import keras
+import numpy as np
+import pytest
+from conftest import ScriptedEnv
+
+import keras_vpg
+from keras_vpg.logger import PROGRESS_COLUMNS
+
+SPINNING_UP_COLUMNS = list(PROGRESS_COLUMNS[:18])
+
+
+def cartpole():
+    return gym.make("CartPole-v1")
+
+
+def read_progress(path):
+    lines = path.read_text().splitlines()
+    header = lines[0].split("\t")
+    return header, [dict(zip(header, line.split("\t"))) for line in lines[1:]]
+
+
+def test_fit_history_progress_config_and_checkpoints(tmp_path, tiny_vpg_kwargs):
+    csv_path = tmp_path / "history.csv"
+    seen = []
+    agent = keras_vpg.VPG(cartpole, save_freq=2, **tiny_vpg_kwargs)
+    history = agent.fit(epochs=3, verbose=0, callbacks=[
+        keras.callbacks.CSVLogger(str(csv_path)),
+        keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append((epoch, logs))),
+    ])
+    run = tmp_path / "run"
+    header, rows = read_progress(run / "progress.txt")
+    assert header[:18] == SPINNING_UP_COLUMNS
+    assert isinstance(history, keras.callbacks.History)
+    assert set(history.history) == set(header) - {"Epoch"}
+    assert all(len(values) == 3 for values in history.history.values())
+    assert [int(r["Epoch"]) for r in rows] == [0, 1, 2]
+    assert [int(r["TotalEnvInteracts"]) for r in rows] == [200, 400, 600]
+    np.testing.assert_allclose(history.history["AverageEpRet"],
+                               [float(r["AverageEpRet"]) for r in rows], rtol=1e-6)
+    assert [epoch for epoch, _ in seen] == [0, 1, 2] and "LossPi" in seen[0][1]
+    with open(csv_path) as f:
+        csv_rows = list(csv.DictReader(f))
+    np.testing.assert_allclose([float(r["LossV"]) for r in csv_rows], history.history["LossV"],
+                               rtol=1e-6)
+
+    config = json.loads((run / "config.json").read_text())
+    assert config["gamma"] == 0.99 and config["steps_per_epoch"] == 200
+    assert config["ac_kwargs"]["activation"] == "tanh"
+    assert json.loads(config["env_spec"])["id"] == "CartPole-v1"
+    assert (run / "model_1.keras").exists() and (run / "model_2.keras").exists()
+    assert not (run / "model_0.keras").exists()
+
+    loaded = keras.saving.load_model(run / "model.keras")
+    obs = np.random.default_rng(0).normal(size=(20, 4)).astype("float32")
+    np.testing.assert_array_equal(loaded.act(obs, deterministic=True),
+                                  agent.ac.act(obs, deterministic=True))
+    np.testing.assert_allclose(loaded.v(obs), agent.ac.v(obs), rtol=1e-6)
+
+    # Fitting again continues: epochs and TotalEnvInteracts carry on.
+    agent.fit(epochs=1, verbose=0)
+    _, rows = read_progress(run / "progress.txt")
+    assert [int(r["Epoch"]) for r in rows] == [0, 1, 2, 3]
+    assert int(rows[-1]["TotalEnvInteracts"]) == 800
+
+
+def test_functional_form_returns_the_trained_agent(tiny_vpg_kwargs):
+    agent = keras_vpg.vpg(cartpole, epochs=1, verbose=0, **tiny_vpg_kwargs)
+    assert isinstance(agent, keras_vpg.VPG) and agent.epoch == 1
+
+
+def test_an_epoch_without_finished_episodes_logs_nan(tmp_path):
+    agent = keras_vpg.VPG(lambda: ScriptedEnv(terminate_at=None), steps_per_epoch=20,
+                          max_ep_len=1000, train_v_iters=1,
+                          logger_kwargs=dict(output_dir=str(tmp_path / "run")))
+    history = agent.fit(epochs=2, verbose=0)
+    assert np.isnan(history.history["AverageEpRet"]).all()
+    assert np.isnan(history.history["EpLen"]).all()
+    assert np.isfinite(history.history["LossV"]).all()
+
+
+def test_same_seed_same_progress_different_seed_differs(tmp_path):
+    def run(seed, name):
+        agent = keras_vpg.VPG(cartpole, seed=seed, steps_per_epoch=300, train_v_iters=3,
+                              ac_kwargs=dict(hidden_sizes=(16,)),
+                              logger_kwargs=dict(output_dir=str(tmp_path / name)))
+        agent.fit(epochs=2, verbose=0)
+        header, rows = read_progress(tmp_path / name / "progress.txt")
+        return [{k: v for k, v in r.items() if k not in ("Time", "StepsPerSecond")} for r in rows]
+
+    first = run(0, "a")
+    assert first == run(0, "b")
+    assert first != run(1, "c")
+
+
+@pytest.mark.parametrize("kwargs, name, error", [
+    (dict(gamma=1.5), "gamma", ValueError),
+    (dict(lam=-0.1), "lam", ValueError),
+    (dict(steps_per_epoch=0), "steps_per_epoch", ValueError),
+    (dict(pi_lr=-1.0), "pi_lr", ValueError),
+    (dict(vf_lr=-1e-3), "vf_lr", ValueError),
+    (dict(num_envs=0), "num_envs", ValueError),
+    (dict(train_v_iters=-1), "train_v_iters", ValueError),
+    (dict(save_freq=0), "save_freq", ValueError),
+    (dict(steps_per_epoch=2.5), "steps_per_epoch", TypeError),
+    (dict(vector_mode="threads"), "vector_mode", ValueError),
+    (dict(steps_per_epoch=3, num_envs=4), "steps_per_epoch", ValueError),
+])
+def test_bad_arguments_name_the_parameter(kwargs, name, error, tmp_path):
+    with pytest.raises(error, match=name):
+        keras_vpg.VPG(cartpole, logger_kwargs=dict(output_dir=str(tmp_path)), **kwargs)
+
+
+def test_env_fn_must_be_callable_and_epochs_positive(tmp_path, tiny_vpg_kwargs):
+    with pytest.raises(TypeError, match="env_fn"):
+        keras_vpg.VPG(gym.make("CartPole-v1"))
+    agent = keras_vpg.VPG(cartpole, **tiny_vpg_kwargs)
+    with pytest.raises(ValueError, match="epochs"):
+        agent.fit(epochs=0)
+
+
+def test_unsupported_env_space_is_named(tmp_path):
+    def env_fn():
+        env = ScriptedEnv()
+        env.action_space = gym.spaces.MultiDiscrete([2, 2])
+        return env
+
+    with pytest.raises(TypeError, match="action_space.*MultiDiscrete"):
+        keras_vpg.VPG(env_fn, logger_kwargs=dict(output_dir=str(tmp_path)))
+
+
+def test_box_actions_and_vector_envs_run(tmp_path):
+    agent = keras_vpg.VPG(lambda: gym.make("Pendulum-v1"), steps_per_epoch=400, num_envs=2,
+                          train_v_iters=2, normalize_obs=True,
+                          logger_kwargs=dict(output_dir=str(tmp_path / "run")))
+    history = agent.fit(epochs=2, verbose=0)
+    assert history.history["EpLen"] == [200.0, 200.0]
+    assert history.history["TotalEnvInteracts"] == [400, 800]
+    assert float(keras.ops.convert_to_numpy(agent.ac.obs_normalizer.count)) == 800
+
+
+@pytest.mark.slow
+def test_cartpole_clearly_improves(tmp_path):
+    agent = keras_vpg.VPG(cartpole, seed=0, steps_per_epoch=2000, pi_lr=1e-2, train_v_iters=40,
+                          logger_kwargs=dict(output_dir=str(tmp_path / "run")))
+    returns = agent.fit(epochs=12, verbose=0).history["AverageEpRet"]
+    assert np.mean(returns[-2:]) > 3 * returns[0], returns
