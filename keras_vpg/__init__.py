@@ -1,5 +1,10 @@
 """keras-vpg: Vanilla Policy Gradient with GAE-Lambda for Keras 3 (TensorFlow, JAX, PyTorch)."""
 
+import os
+
+# TensorFlow's C++ start-up chatter hides the training output; set it to 0 to see it.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 from keras_vpg.actor_critic import ActorCritic, MLPActorCritic
 from keras_vpg.agent import VPG, vpg
 from keras_vpg.distributions import Categorical, DiagGaussian, Distribution

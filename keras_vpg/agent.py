@@ -30,7 +30,8 @@ from keras_vpg.actor_critic import (
     check_observation_space,
 )
 from keras_vpg.buffer import VPGBuffer
-from keras_vpg.logger import EpochLogger, ProgressBar, atomic_write
+from keras_vpg.files import atomic_write
+from keras_vpg.logger import EpochLogger, ProgressBar
 from keras_vpg.rollout import VECTOR_MODES, RolloutCollector, make_vector_env
 from keras_vpg.trainers import get_trainer
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -15,6 +13,7 @@ import keras
 import numpy as np
 
 from keras_vpg import mpi
+from keras_vpg.files import atomic_write
 
 #: progress.txt columns, in order (DESIGN section 3); more may follow.
 PROGRESS_COLUMNS = (
@@ -26,24 +25,6 @@ PROGRESS_COLUMNS = (
 
 #: What the per-epoch summary line shows.
 SUMMARY_KEYS = ("AverageEpRet", "EpLen", "LossPi", "LossV", "KL", "Entropy", "StepsPerSecond")
-
-
-def atomic_write(path: str | os.PathLike, write) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``: never a half-written file.
-
-    The temporary name keeps ``path``'s suffix (Keras checks ``.keras``).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _jsonable(obj: Any) -> Any:

@@ -80,7 +80,9 @@ class RolloutCollector:
         self.ep_ret = np.zeros(envs.num_envs, dtype=np.float64)
         self.ep_len = np.zeros(envs.num_envs, dtype=np.int64)
 
-    def collect(self, progress: Callable[[int], None] | None = None, every: int = 0) -> EpochRollout:
+    def collect(
+        self, progress: Callable[[int], None] | None = None, every: int = 0
+    ) -> EpochRollout:
         """Fill the buffer with one epoch; ``progress(steps)`` is called every ``every`` rows."""
         buffer, stats = self.buffer, EpochRollout()
         num_envs = self.envs.num_envs

@@ -13,7 +13,7 @@ import numpy as np
 
 
 def checkpoint_path(run_dir: str | Path, itr: int | str = "last") -> Path:
-    """The ``.keras`` file of a run: ``model.keras`` for ``"last"``/``-1``, else ``model_<itr>.keras``."""
+    """A run's checkpoint: ``model.keras`` for ``"last"``/``-1``, else ``model_<itr>.keras``."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run directory {str(run_dir)!r} does not exist")
@@ -37,7 +37,7 @@ def load_model(path: str | Path) -> keras.Model:
         raise ValueError(f"could not load the policy from {str(path)!r}: {error}") from error
 
 
-def make_env_from_run(run_dir: str | Path) -> gym.Env:
+def make_env_from_run(run_dir: str | Path, **make_kwargs) -> gym.Env:
     """Rebuild the env of a run from the gymnasium spec in its ``config.json``."""
     config_file = Path(run_dir) / "config.json"
     if not config_file.exists():
@@ -48,7 +48,7 @@ def make_env_from_run(run_dir: str | Path) -> gym.Env:
             f"{str(config_file)!r} has no gymnasium env spec (the env was not made with "
             "gym.make); pass an env id explicitly"
         )
-    return gym.make(gym.envs.registration.EnvSpec.from_json(spec_json))
+    return gym.make(gym.envs.registration.EnvSpec.from_json(spec_json), **make_kwargs)
 
 
 def load_policy_and_env(

@@ -1,0 +1,183 @@
+"""Learning curves from run directories (Spinning Up's ``plot``, matplotlib only)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def read_progress(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Columns of a tab-separated ``progress.txt`` as float arrays (``nan`` kept)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{str(path)!r} does not exist")
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    if len(lines) < 2:
+        raise ValueError(f"{str(path)!r} has no data rows")
+    header = lines[0].split("\t")
+    try:
+        rows = np.array([[float(x) for x in line.split("\t")] for line in lines[1:]])
+    except ValueError as error:
+        raise ValueError(f"{str(path)!r} is malformed: {error}") from error
+    if rows.shape[1] != len(header):
+        raise ValueError(f"{str(path)!r} is malformed: rows do not match the header")
+    return {name: rows[:, i] for i, name in enumerate(header)}
+
+
+def smooth(y: np.ndarray, window: int) -> np.ndarray:
+    """Centered moving average over ``window`` points, ignoring NaNs (same length out)."""
+    y = np.asarray(y, dtype=np.float64)
+    if window <= 1:
+        return y.copy()
+    kernel = np.ones(window)
+    valid = np.isfinite(y)
+    totals = np.convolve(np.where(valid, y, 0.0), kernel, mode="same")
+    counts = np.convolve(valid.astype(np.float64), kernel, mode="same")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, totals / counts, np.nan)
+
+
+def find_runs(
+    logdirs: Sequence[str], select: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+) -> dict[str, list[Path]]:
+    """Run directories (holding progress.txt) under each logdir, grouped by experiment name.
+
+    A logdir that is not a directory is treated as a prefix of directories in its parent.
+    """
+    groups: dict[str, list[Path]] = {}
+    for logdir in logdirs:
+        base = Path(logdir)
+        if base.is_dir():
+            roots = [base]
+        else:
+            parent = base.parent if str(base.parent) else Path(".")
+            roots = sorted(p for p in parent.glob(base.name + "*") if p.is_dir())
+            if not roots:
+                raise ValueError(f"no run directory matches {logdir!r}")
+        for root in roots:
+            for progress in sorted(root.rglob("progress.txt")):
+                run = progress.parent
+                if select and not all(s in str(run) for s in select):
+                    continue
+                if exclude and any(x in str(run) for x in exclude):
+                    continue
+                groups.setdefault(_experiment_name(run), []).append(run)
+    if not groups:
+        raise ValueError(f"no progress.txt found under {list(logdirs)}")
+    return groups
+
+
+def _experiment_name(run: Path) -> str:
+    config = run / "config.json"
+    if config.exists():
+        try:
+            name = json.loads(config.read_text()).get("exp_name")
+            if name:
+                return str(name)
+        except json.JSONDecodeError:
+            pass
+    return run.parent.name
+
+
+def make_plots(
+    all_logdirs: Sequence[str],
+    legend: Sequence[str] | None = None,
+    xaxis: str = "TotalEnvInteracts",
+    values: Sequence[str] | str = ("AverageEpRet",),
+    count: bool = False,
+    smooth: int = 1,
+    select: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+    estimator: str = "mean",
+    out: str | None = None,
+) -> list:
+    """Plot learning curves; one figure per value (mean over seeds with a ±std band).
+
+    Parameters
+    ----------
+    all_logdirs : list of str
+        Directories (searched recursively for progress.txt) or name prefixes.
+    legend : list of str, optional
+        One label per experiment group, in order.
+    xaxis, values : str
+        Columns of progress.txt for the x axis and the plotted value(s).
+    count : bool
+        Plot every run separately instead of the estimator over seeds.
+    smooth : int
+        Window of the centered moving average.
+    estimator : {"mean", "max", "min"}
+    out : str, optional
+        Save to this file (``name_<value>.ext`` when several values).
+
+    Returns
+    -------
+    list of matplotlib.figure.Figure
+    """
+    import matplotlib
+
+    if out is not None or not os.environ.get("DISPLAY"):
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    values = [values] if isinstance(values, str) else list(values)
+    reduce = {"mean": np.nanmean, "max": np.nanmax, "min": np.nanmin}.get(estimator)
+    if reduce is None:
+        raise ValueError(f"estimator must be mean, max or min, got {estimator!r}")
+    groups = find_runs(all_logdirs, select, exclude)
+    if legend is not None and len(legend) != len(groups):
+        raise ValueError(f"legend has {len(legend)} names for {len(groups)} experiments")
+    labels = list(legend) if legend is not None else list(groups)
+    figures = []
+    for value in values:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for label, runs in zip(labels, groups.values()):
+            data = [read_progress(run / "progress.txt") for run in runs]
+            for run, columns in zip(runs, data):
+                for column in (xaxis, value):
+                    if column not in columns:
+                        raise ValueError(
+                            f"column {column!r} is not in {run / 'progress.txt'}; "
+                            f"available: {', '.join(columns)}"
+                        )
+            if count:
+                for run, columns in zip(runs, data):
+                    ax.plot(columns[xaxis], _smooth(columns[value], smooth),
+                            label=f"{label}/{run.name}")
+                continue
+            length = min(len(columns[value]) for columns in data)
+            ys = np.stack([_smooth(columns[value][:length], smooth) for columns in data])
+            x = data[0][xaxis][:length]
+            center = reduce(ys, axis=0)
+            (line,) = ax.plot(x, center, label=label)
+            if len(ys) > 1:
+                spread = np.nanstd(ys, axis=0)
+                ax.fill_between(x, center - spread, center + spread, alpha=0.2,
+                                color=line.get_color())
+        ax.set_xlabel(xaxis)
+        ax.set_ylabel(value)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best")
+        fig.tight_layout()
+        if out is not None:
+            _save(fig, out if len(values) == 1 else _with_suffix(out, value))
+        figures.append(fig)
+    return figures
+
+
+_smooth = smooth
+
+
+def _with_suffix(out: str, value: str) -> str:
+    path = Path(out)
+    return str(path.with_name(f"{path.stem}_{value}{path.suffix or '.png'}"))
+
+
+def _save(fig, out: str) -> None:
+    from keras_vpg.files import atomic_write
+
+    atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=110))
