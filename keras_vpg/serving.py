@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -114,6 +119,88 @@ def run_policy(
     return results
 
 
+EXPORT_FORMATS = ("tf_saved_model", "onnx")
+
+
 def export(model: keras.Model, filepath: str | Path, format: str = "tf_saved_model") -> None:
-    """Export the policy for serving (``format`` as ``keras.Model.export``)."""
-    model.export(str(filepath), format=format)
+    """Export an :class:`~keras_vpg.ActorCritic` for serving without keras-vpg.
+
+    ``format="tf_saved_model"`` writes a TensorFlow SavedModel with three
+    signatures, each taking ``obs`` of shape ``(batch, *O)`` (any batch size):
+
+    - ``serve(obs)``: the deterministic env-ready action (mode, clipped to a Box);
+    - ``sample(obs, seed)``: a stochastic env-ready action, reproducible per int ``seed``;
+    - ``value(obs)``: V(obs), shape ``(batch,)``.
+
+    Observation normalization and action clipping are inside the graph. It works
+    from every backend: off TensorFlow the model goes through a temporary
+    ``.keras`` file into a TensorFlow subprocess. ``format="onnx"`` writes the
+    ``serve`` function as ONNX (needs ``tf2onnx``/``onnx`` on the TensorFlow
+    backend). The output appears only when complete (temp name, then rename).
+    """
+    if format not in EXPORT_FORMATS:
+        raise ValueError(f"format must be one of {EXPORT_FORMATS}, got {format!r}")
+    filepath = Path(filepath)
+    filepath.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{filepath.name}.", dir=filepath.parent))
+    target = tmp / ("export" if format == "tf_saved_model" else "policy.onnx")
+    try:
+        if keras.backend.backend() == "tensorflow":
+            _export_on_tensorflow(model, target, format)
+        else:
+            model.save(tmp / "model.keras")
+            _export_in_tensorflow_subprocess(tmp / "model.keras", target, format)
+        if filepath.is_dir() and format == "tf_saved_model":
+            shutil.rmtree(filepath)
+        os.replace(target, filepath)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _export_in_tensorflow_subprocess(model_path: Path, target: Path, format: str) -> None:
+    code = (
+        "import keras, keras_vpg.serving as s\n"
+        f"s._export_on_tensorflow(keras.saving.load_model({str(model_path)!r}), "
+        f"{str(target)!r}, {format!r})\n"
+    )
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"export to {format} failed in the TensorFlow subprocess (is tensorflow "
+            f'installed? pip install "keras-vpg[tensorflow]"):\n{result.stderr[-2000:]}'
+        )
+
+
+def _export_on_tensorflow(ac: keras.Model, target: str | Path, format: str) -> None:
+    """Write the export with the TensorFlow backend active (TF code is fine here)."""
+    import tensorflow as tf
+
+    obs_spec = tf.TensorSpec((None, *ac.observation_shape), tf.float32, name="obs")
+    if format == "onnx":
+        try:
+            ac.export(str(target), format="onnx", input_signature=[obs_spec], verbose=False)
+        except ImportError as error:
+            raise ImportError(
+                f"ONNX export needs extra packages: {error}. pip install tf2onnx onnx"
+            ) from error
+        return
+
+    def sample(obs, seed):
+        dist = ac.distribution(obs)
+        seed_pair = tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)])
+        if ac.discrete:
+            action = tf.random.stateless_categorical(dist.logits, 1, seed_pair, tf.int32)[:, 0]
+        else:
+            noise = tf.random.stateless_normal(tf.shape(dist.mean), seed_pair)
+            action = dist.mean + dist.std * noise
+        return ac.env_action(action)
+
+    archive = keras.export.ExportArchive()
+    archive.track(ac)
+    archive.add_endpoint("serve", lambda obs: ac(obs), input_signature=[obs_spec])
+    archive.add_endpoint(
+        "sample", sample, input_signature=[obs_spec, tf.TensorSpec((), tf.int32, name="seed")]
+    )
+    archive.add_endpoint("value", ac.value, input_signature=[obs_spec])
+    archive.write_out(str(target), verbose=False)

@@ -24,7 +24,8 @@ mode, output_dir = sys.argv[1], sys.argv[2]
 
 
 def flat_weights(model):
-    return np.concatenate([keras.ops.convert_to_numpy(v).ravel() for v in model.trainable_variables])
+    values = [keras.ops.convert_to_numpy(v).ravel() for v in model.trainable_variables]
+    return np.concatenate(values)
 
 
 class FailingEnv(gym.Wrapper):
