@@ -161,9 +161,7 @@ class VPG:
             gamma,
             lam,
         )
-        self.collector = RolloutCollector(
-            self.envs, self.trainer.policy_step, self.trainer.value, self.buffer, self.seed
-        )
+        self.collector = RolloutCollector(self.envs, self.trainer, self.buffer, self.seed)
 
         exp_name = logger_kwargs.get("exp_name") or "vpg"
         output_dir = logger_kwargs.get("output_dir") or _default_output_dir(exp_name, seed)

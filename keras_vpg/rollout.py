@@ -60,19 +60,19 @@ class RolloutCollector:
     ----------
     envs : gymnasium.vector.VectorEnv
         Made by :func:`make_vector_env` (``SAME_STEP`` autoreset).
-    policy_step : callable
-        ``obs (N, *O) -> (action (N, ...), value (N,), logp (N,))``, numpy.
-    value_fn : callable
-        ``obs (K, *O) -> value (K,)``, numpy.
+    trainer : keras_vpg.trainers.Trainer
+        Its ``policy_step(obs (N, *O))`` gives numpy ``(action, value (N,), logp (N,))``
+        and ``value(obs (K, *O))`` numpy ``(K,)``.
     buffer : VPGBuffer
     seed : int
         Seeds the envs' first reset and the action space.
     """
 
-    def __init__(self, envs, policy_step, value_fn, buffer: VPGBuffer, seed: int):
+    def __init__(self, envs, trainer, buffer: VPGBuffer, seed: int):
         self.envs = envs
-        self.policy_step = policy_step
-        self.value_fn = value_fn
+        self.trainer = trainer
+        self.policy_step = trainer.policy_step
+        self.value_fn = trainer.value
         self.buffer = buffer
         self.to_env_action = _env_action_fn(envs.single_action_space)
         envs.action_space.seed(seed)
@@ -84,6 +84,13 @@ class RolloutCollector:
         self, progress: Callable[[int], None] | None = None, every: int = 0
     ) -> EpochRollout:
         """Fill the buffer with one epoch; ``progress(steps)`` is called every ``every`` rows."""
+        self.trainer.begin_collection()
+        try:
+            return self._collect(progress, every)
+        finally:
+            self.trainer.end_collection()
+
+    def _collect(self, progress, every) -> EpochRollout:
         buffer, stats = self.buffer, EpochRollout()
         num_envs = self.envs.num_envs
         for t in range(buffer.max_size):

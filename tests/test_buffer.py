@@ -8,6 +8,7 @@ from conftest import ScriptedEnv
 
 from keras_vpg.buffer import VPGBuffer, discount_cumsum
 from keras_vpg.rollout import RolloutCollector, make_vector_env
+from keras_vpg.trainers import Trainer
 
 GAMMA, LAM = 0.9, 0.8
 
@@ -89,8 +90,14 @@ def collect_scripted(num_envs, steps_per_env, terminate_at, max_ep_len):
     def policy_step(obs):
         return np.zeros(len(obs), np.int32), value_fn(obs), np.zeros(len(obs), np.float32)
 
+    class ScriptedTrainer(Trainer):
+        def __init__(self):  # no model: a fixed policy and a known value function
+            pass
+
+    trainer = ScriptedTrainer()
+    trainer.policy_step, trainer.value = policy_step, value_fn
     buf = VPGBuffer((2,), (), np.int32, steps_per_env, num_envs, GAMMA, LAM)
-    collector = RolloutCollector(envs, policy_step, value_fn, buf, seed=0)
+    collector = RolloutCollector(envs, trainer, buf, seed=0)
     stats = collector.collect()
     return buf, stats
 

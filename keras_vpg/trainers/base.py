@@ -111,8 +111,11 @@ class Trainer:
         """
         raise NotImplementedError
 
-    def sync_to_model(self) -> None:
-        """Write any state held outside the Keras variables back into them."""
+    def begin_collection(self) -> None:
+        """Called before a run of :meth:`policy_step` calls (a trainer may cache state)."""
+
+    def end_collection(self) -> None:
+        """Called after it: write any cached state back into the Keras variables."""
 
 
 def flat_concat(tensors):

@@ -22,8 +22,10 @@ class BackendTrainer(Trainer):
     """See :class:`keras_vpg.trainers.base.Trainer`.
 
     Parameters live in Keras variables; the jitted functions take their values
-    and return new ones, which are written back after each call (as Keras's own
-    JAX trainer does).
+    and return new ones, which are written back (as Keras's own JAX trainer
+    does). During collection the values are read once and the sampling seed
+    state is carried here, written back at the end: reading 13 variables per
+    env step cost a quarter of the step.
     """
 
     def __init__(self, ac, pi_optimizer, vf_optimizer, train_v_iters, allreduce=None):
@@ -33,6 +35,7 @@ class BackendTrainer(Trainer):
         self._policy_step = jax.jit(self._stateless_policy_step)
         self._value = jax.jit(self._stateless_value)
         self._update = jax.jit(self._stateless_update)
+        self._collection_values = None
 
     # -- collection ---------------------------------------------------------------------
     def _mapping(self, values):
@@ -47,14 +50,27 @@ class BackendTrainer(Trainer):
         with StatelessScope(state_mapping=self._mapping(values)):
             return self.ac.value(obs)
 
+    def begin_collection(self):
+        self._collection_values = [v.value for v in self.variables]
+        self._seed_index = next(i for i, v in enumerate(self.variables) if v is self.seed_state)
+
+    def end_collection(self):
+        if self._collection_values is not None:
+            self.seed_state.assign(self._collection_values[self._seed_index])
+        self._collection_values = None
+
     def policy_step(self, obs):
-        values = [v.value for v in self.variables]
-        (action, value, logp), seed = self._policy_step(values, obs)
-        self.seed_state.assign(seed)
+        values = self._collection_values
+        if values is None:  # outside a collection: read the variables
+            (action, value, logp), seed = self._policy_step([v.value for v in self.variables], obs)
+            self.seed_state.assign(seed)
+        else:
+            (action, value, logp), values[self._seed_index] = self._policy_step(values, obs)
         return np.asarray(action), np.asarray(value), np.asarray(logp)
 
     def value(self, obs):
-        return np.asarray(self._value([v.value for v in self.variables], obs))
+        values = self._collection_values or [v.value for v in self.variables]
+        return np.asarray(self._value(values, obs))
 
     # -- update -------------------------------------------------------------------------
     def _averaged(self, grads):
