@@ -175,9 +175,11 @@ def mpi_fork(n: int, extra_args: Sequence[str] = ()) -> None:
     if n <= 1 or os.environ.get("IN_MPI") or num_procs() > 1:
         return
     env = dict(os.environ, IN_MPI="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    command = mpirun_command(n) + list(extra_args) + [sys.executable, *sys.argv]
-    if not sys.argv or not sys.argv[0] or sys.argv[0] == "-c":
-        raise RuntimeError("mpi_fork needs a script or module to re-launch (sys.argv is empty)")
+    # The interpreter's own arguments keep ``-m package`` intact.
+    program = list(getattr(sys, "orig_argv", [sys.executable, *sys.argv])[1:])
+    if not program or program[0] == "-c":
+        raise RuntimeError("mpi_fork needs a script or module to re-launch, not python -c")
+    command = mpirun_command(n) + list(extra_args) + [sys.executable, *program]
     sys.exit(subprocess.call(command, env=env))
 
 

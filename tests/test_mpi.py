@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -55,3 +56,29 @@ def test_a_failing_rank_stops_every_rank(backend, tmp_path):
     assert "deliberate failure on rank 1" in output
     assert "should not get here" not in output
     assert seconds < 120, f"took {seconds:.0f} s to stop"
+
+
+def test_cpu_flag_and_mpirun_write_the_same_progress(tmp_path):
+    common = ["-m", "keras_vpg", "train", "--env", "CartPole-v1", "--epochs", "2",
+              "--steps-per-epoch", "400", "--train-v-iters", "2", "--hid", "16",
+              "--exp-name", "cp", "--verbose", "0", "--backend", "jax"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("IN_MPI", None)
+    forked = subprocess.run([sys.executable, *common, "--cpu", "2", "--data-dir", "a"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert forked.returncode == 0, forked.stderr[-3000:]
+    launched = subprocess.run(mpirun_command() + [sys.executable, *common, "--data-dir", "b"],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert launched.returncode == 0, launched.stderr[-3000:]
+
+    def table(root):
+        lines = (tmp_path / root / "cp" / "cp_s0" / "progress.txt").read_text().splitlines()
+        header = lines[0].split("\t")
+        keep = [i for i, name in enumerate(header) if name not in ("Time", "StepsPerSecond")]
+        return [[line.split("\t")[i] for i in keep] for line in lines]
+
+    a, b = table("a"), table("b")
+    assert a == b
+    assert [row[a[0].index("TotalEnvInteracts")] for row in a[1:]] == ["400", "800"]
+    config = json.loads((tmp_path / "a" / "cp" / "cp_s0" / "config.json").read_text())
+    assert config["num_procs"] == 2
