@@ -2,6 +2,9 @@
 
 import os
 
+from keras_vpg._backend import select_backend
+
+select_backend()  # before Keras is imported: honours `keras-vpg --backend`
 # TensorFlow's C++ start-up chatter hides the training output; set it to 0 to see it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
