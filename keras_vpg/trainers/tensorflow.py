@@ -20,9 +20,14 @@ class BackendTrainer(Trainer):
     def __init__(self, ac, pi_optimizer, vf_optimizer, train_v_iters, allreduce=None):
         super().__init__(ac, pi_optimizer, vf_optimizer, train_v_iters, allreduce)
         obs_spec = tf.TensorSpec((None, *ac.observation_shape), tf.float32)
-        self._policy_step = tf.function(ac.step_tensors, input_signature=[obs_spec])
-        self._value = tf.function(ac.value, input_signature=[obs_spec])
-        self._update = tf.function(self._update_graph)
+        # XLA cuts the per-step call from ~460 to ~370 us and the update by ~15 %
+        # (HalfCheetah-v5, this 2-core machine). The MPI allreduce is a
+        # numpy_function, which XLA cannot compile, so it keeps the update off XLA.
+        self._policy_step = tf.function(
+            ac.step_tensors, input_signature=[obs_spec], jit_compile=True
+        )
+        self._value = tf.function(ac.value, input_signature=[obs_spec], jit_compile=True)
+        self._update = tf.function(self._update_graph, jit_compile=allreduce is None)
 
     def policy_step(self, obs):
         action, value, logp = self._policy_step(tf.convert_to_tensor(obs, tf.float32))
