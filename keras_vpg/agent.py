@@ -168,7 +168,8 @@ class VPG:
         self.logger = EpochLogger(output_dir, exp_name)
         # Record the model's effective settings, defaults included (e.g. activation).
         config["ac_kwargs"] = {**_keyword_defaults(actor_critic), **ac_kwargs}
-        self.logger.save_config(dict(config, env_spec=env_spec, num_procs=self.num_procs))
+        self.logger.save_config(dict(config, env_spec=env_spec, num_procs=self.num_procs,
+                                     backend=keras.backend.backend()))
         self.output_dir = Path(output_dir)
 
         self.epoch = 0

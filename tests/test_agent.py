@@ -53,6 +53,7 @@ def test_fit_history_progress_config_and_checkpoints(tmp_path, tiny_vpg_kwargs):
 
     config = json.loads((run / "config.json").read_text())
     assert config["gamma"] == 0.99 and config["steps_per_epoch"] == 200
+    assert config["backend"] == keras.backend.backend() and config["num_procs"] == 1
     assert config["ac_kwargs"]["activation"] == "tanh"
     assert json.loads(config["env_spec"])["id"] == "CartPole-v1"
     assert (run / "model_1.keras").exists() and (run / "model_2.keras").exists()
