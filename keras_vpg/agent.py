@@ -274,6 +274,10 @@ class VPG:
         logs["StepsPerSecond"] = epoch_steps / max(seconds, 1e-9)
         return {k: (v if isinstance(v, int) else float(v)) for k, v in logs.items()}
 
+    def close(self) -> None:
+        """Close the environments (``AsyncVectorEnv`` subprocesses included)."""
+        self.envs.close()
+
     # -- saving -------------------------------------------------------------------------
     def save(self, filepath: str) -> None:
         """Save the ActorCritic as a ``.keras`` file (written to a temp name, then renamed)."""

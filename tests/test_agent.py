@@ -153,3 +153,14 @@ def test_cartpole_clearly_improves(tmp_path):
                           logger_kwargs=dict(output_dir=str(tmp_path / "run")))
     returns = agent.fit(epochs=12, verbose=0).history["AverageEpRet"]
     assert np.mean(returns[-2:]) > 3 * returns[0], returns
+
+
+def test_async_vector_envs_count_every_env(tmp_path):
+    agent = keras_vpg.VPG(cartpole, steps_per_epoch=400, num_envs=2, vector_mode="async",
+                          train_v_iters=2, logger_kwargs=dict(output_dir=str(tmp_path / "run")))
+    try:
+        history = agent.fit(epochs=2, verbose=0)
+    finally:
+        agent.close()
+    assert history.history["TotalEnvInteracts"] == [400, 800]
+    assert all(length > 5 for length in history.history["EpLen"])
