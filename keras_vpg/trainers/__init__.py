@@ -6,9 +6,32 @@ import importlib
 
 import keras
 
-from keras_vpg.trainers.base import UPDATE_METRICS, Allreduce, Trainer
+from keras_vpg.trainers.base import (
+    APPLIED_SETTINGS,
+    UPDATE_METRICS,
+    Allreduce,
+    Trainer,
+    requested_threads,
+)
 
 _MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+
+
+def _configure_threads() -> None:
+    """Apply the active backend's thread/dispatch defaults (``KERAS_VPG_THREADS=0``: none).
+
+    Runs at import, before the backend has computed anything (some settings are
+    fixed from then on). See each backend module's ``configure_threads``.
+    """
+    threads = requested_threads()
+    backend = keras.backend.backend()
+    if threads == 0 or backend not in _MODULES:
+        return
+    module = importlib.import_module(f"keras_vpg.trainers.{_MODULES[backend]}")
+    APPLIED_SETTINGS.update(module.configure_threads(threads))
+
+
+_configure_threads()
 
 __all__ = ["UPDATE_METRICS", "Allreduce", "Trainer", "get_trainer"]
 

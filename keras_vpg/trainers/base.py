@@ -8,6 +8,7 @@ step, then ``train_v_iters`` value steps). Backend differences live only in
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import keras
@@ -116,6 +117,33 @@ class Trainer:
 
     def end_collection(self) -> None:
         """Called after it: write any cached state back into the Keras variables."""
+
+
+#: Environment variable: threads of the backend's math (0 leaves the backend's defaults).
+THREADS_ENV = "KERAS_VPG_THREADS"
+
+#: Thread settings applied by the backend's ``configure_threads`` (for the record and tests).
+APPLIED_SETTINGS: dict[str, str] = {}
+
+
+def requested_threads() -> int | None:
+    """``KERAS_VPG_THREADS`` as an int (``None`` when unset; 0 means "leave the defaults").
+
+    Raises
+    ------
+    ValueError
+        If the variable is not a non-negative integer.
+    """
+    text = os.environ.get(THREADS_ENV, "").strip()
+    if not text:
+        return None
+    try:
+        threads = int(text)
+    except ValueError:
+        threads = -1
+    if threads < 0:
+        raise ValueError(f"{THREADS_ENV} must be a non-negative integer, got {text!r}")
+    return threads
 
 
 def flat_concat(tensors):

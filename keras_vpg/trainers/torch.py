@@ -1,8 +1,17 @@
-"""PyTorch trainer: autograd on the Keras variables; allreduce on the gradient buffers."""
+"""PyTorch trainer: autograd on the Keras variables; allreduce on the gradient buffers.
+
+Keras layers called eagerly cost ~1 ms per env step on this backend (op dispatch
+through ``keras.ops``), and ``torch.compile`` of the Keras model ~120 us per
+call on this 2-core machine (plus seconds of compiling). MLP actor-critics are
+therefore run as plain ``torch`` ops on the Keras variables' own storage
+(``addmm`` + activation per Dense layer, the weights read once per collection):
+~35-45 us per env step including sampling. Any other model keeps the Keras path.
+"""
 
 from __future__ import annotations
 
 import math
+import os
 
 import keras
 import numpy as np
@@ -14,16 +23,34 @@ _TORCH_ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.s
                       "linear": None, "elu": torch.nn.functional.elu,
                       "gelu": torch.nn.functional.gelu, "silu": torch.nn.functional.silu}
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+_TINY = float(np.finfo(np.float32).tiny)
 
 
-def plain_torch_mlp(net: keras.Model):
-    """``obs -> output`` in plain torch ops on ``net``'s own weights, or ``None``.
+def configure_threads(threads: int | None) -> dict[str, str]:
+    """One intra-op thread (``threads`` if given) and one inter-op thread.
 
-    Keras layers called eagerly cost ~1 ms per env step on this backend (op
-    dispatch through keras.ops); a chain of Flatten/Dense layers run as plain
-    ``torch`` ops costs ~50 us. Only single-input, single-output models made of
-    Flatten and Dense layers (with a known activation) qualify; any other model
-    keeps the Keras path.
+    Skipped when ``OMP_NUM_THREADS`` is set (the user chose). At batch 1-8 a
+    second thread only adds OpenMP hand-offs, and while the env steps on the
+    other core it spin-waits against it; the batch-4000 value regression is
+    within noise of two threads on a quiet 2-core machine.
+    """
+    if "OMP_NUM_THREADS" in os.environ:
+        return {}
+    torch.set_num_threads(threads or 1)
+    applied = {"torch.num_threads": str(threads or 1)}
+    try:
+        torch.set_num_interop_threads(1)
+        applied["torch.num_interop_threads"] = "1"
+    except RuntimeError:  # the inter-op pool has already started
+        pass
+    return applied
+
+
+def mlp_layers(net: keras.Model):
+    """``[(kernel, bias or None, activation or None) | "flatten"]`` of a plain MLP, or ``None``.
+
+    Only single-input, single-output models made of Flatten and Dense layers
+    (with a known activation) qualify.
     """
     if len(net.inputs) != 1 or len(net.outputs) != 1:
         return None
@@ -32,82 +59,146 @@ def plain_torch_mlp(net: keras.Model):
         if isinstance(layer, keras.layers.InputLayer):
             continue
         if isinstance(layer, keras.layers.Flatten):
-            steps.append(("flatten", None, None, None))
+            steps.append("flatten")
         elif isinstance(layer, keras.layers.Dense):
             name = keras.activations.serialize(layer.activation)
             name = name if isinstance(name, str) else getattr(layer.activation, "__name__", "")
             if name not in _TORCH_ACTIVATIONS:
                 return None
             bias = layer.bias if layer.use_bias else None
-            steps.append(("dense", layer.kernel, bias, _TORCH_ACTIVATIONS[name]))
+            steps.append((layer.kernel, bias, _TORCH_ACTIVATIONS[name]))
         else:
             return None
+    return steps
 
-    def forward(x):
-        for kind, kernel, bias, activation in steps:
-            if kind == "flatten":
-                x = x.reshape(x.shape[0], -1)
-                continue
-            x = x @ kernel.value
-            if bias is not None:
-                x = x + bias.value
-            if activation is not None:
-                x = activation(x)
-        return x
 
-    return forward
+def _run(steps, x):
+    """Apply ``steps`` (torch tensors, see :func:`mlp_layers`) to a batch ``x``."""
+    for step in steps:
+        if step == "flatten":
+            x = x.reshape(x.shape[0], -1)
+            continue
+        kernel, bias, activation = step
+        x = torch.addmm(bias, x, kernel) if bias is not None else x @ kernel
+        if activation is not None:
+            x = activation(x)
+    return x
+
+
+def _tensors(steps, detach: bool):
+    """``steps`` with each Keras variable replaced by its torch tensor (detached: no autograd)."""
+    out = []
+    for step in steps:
+        if step == "flatten":
+            out.append(step)
+            continue
+        kernel, bias, activation = step
+        kernel = kernel.value.detach() if detach else kernel.value
+        if bias is not None:
+            bias = bias.value.detach() if detach else bias.value
+        out.append((kernel, bias, activation))
+    return out
+
+
+def plain_torch_mlp(net: keras.Model):
+    """``obs -> output`` as plain torch ops on ``net``'s weights (with autograd), or ``None``."""
+    steps = mlp_layers(net)
+    if steps is None:
+        return None
+    return lambda x: _run(_tensors(steps, detach=False), x)
 
 
 class BackendTrainer(Trainer):
     """See :class:`keras_vpg.trainers.base.Trainer`.
 
     Collection runs the networks as plain torch ops when they are MLPs (see
-    :func:`plain_torch_mlp`), sampling with a ``torch.Generator`` seeded from the
-    model's ``SeedGenerator``; the update runs through Keras with autograd.
+    :func:`mlp_layers`), on detached views of the Keras variables (updated in
+    place by the optimizers, so the views stay current); sampling uses a
+    ``torch.Generator`` seeded from the model's ``SeedGenerator``. The update
+    runs through Keras with autograd (the value regression as plain torch ops).
     """
 
     def __init__(self, ac, pi_optimizer, vf_optimizer, train_v_iters, allreduce=None):
         super().__init__(ac, pi_optimizer, vf_optimizer, train_v_iters, allreduce)
+        self._pi_steps = mlp_layers(ac.pi_net)
+        self._v_steps = mlp_layers(ac.v_net)
         self._pi_forward = plain_torch_mlp(ac.pi_net)
         self._v_forward = plain_torch_mlp(ac.v_net)
+        self._fast = self._pi_steps is not None and self._v_steps is not None
         seed_state = keras.ops.convert_to_numpy(ac.seed_generator.state)
         self._generator = torch.Generator().manual_seed(int(seed_state[0]))
+        self._cache = None
 
-    def _normalized(self, obs):
-        obs = torch.as_tensor(obs, dtype=torch.float32)
-        norm = self.ac.obs_normalizer
+    # -- collection ---------------------------------------------------------------------
+    def _collection_tensors(self):
+        """Detached weights, normalizer and Gaussian constants (refreshed per collection)."""
+        ac = self.ac
+        norm = ac.obs_normalizer
+        cache = {
+            "pi": _tensors(self._pi_steps, detach=True),
+            "v": _tensors(self._v_steps, detach=True),
+            "norm": None,
+        }
+        if norm is not None:
+            cache["norm"] = (norm.mean.value.detach(),
+                             torch.sqrt(norm.var.value.detach() + 1e-8), norm.clip)
+        if not ac.discrete:
+            log_std = ac.log_std.value.detach()
+            # logp of mean + std * noise = -0.5 * sum(noise^2) - sum(log_std + log(2 pi) / 2)
+            cache["std"] = torch.exp(log_std)
+            cache["logp_const"] = -(log_std + _HALF_LOG_2PI).sum()
+        return cache
+
+    def begin_collection(self):
+        if self._fast:
+            self._cache = self._collection_tensors()
+
+    def end_collection(self):
+        self._cache = None
+
+    def _normalized(self, x, norm):
         if norm is None:
-            return obs
-        z = (obs - norm.mean.value) / torch.sqrt(norm.var.value + 1e-8)
-        return torch.clamp(z, -norm.clip, norm.clip)
+            return x
+        mean, scale, clip = norm
+        return torch.clamp((x - mean) / scale, -clip, clip)
 
-    @torch.no_grad()
     def policy_step(self, obs):
-        if self._pi_forward is None or self._v_forward is None:
-            action, value, logp = self.ac.step_tensors(torch.as_tensor(obs, dtype=torch.float32))
+        if not self._fast:
+            with torch.no_grad():
+                action, value, logp = self.ac.step_tensors(
+                    torch.as_tensor(obs, dtype=torch.float32)
+                )
             return action.numpy(), value.numpy(), logp.numpy()
-        x = self._normalized(obs)
-        out = self._pi_forward(x)
-        value = self._v_forward(x).reshape(-1)
+        cache = self._cache or self._collection_tensors()
+        x = torch.from_numpy(np.asarray(obs, dtype=np.float32))
+        x = self._normalized(x, cache["norm"])
+        out = _run(cache["pi"], x)
+        value = _run(cache["v"], x).reshape(-1)
         # Same distributions as keras_vpg.distributions, in plain torch for speed.
         if self.ac.discrete:
             log_probs = torch.log_softmax(out, dim=-1)
-            action = torch.multinomial(log_probs.exp(), 1, generator=self._generator)
+            # Gumbel-max: argmax(logits + Gumbel) with Gumbel = -log(Exponential(1)).
+            # (Clamped like keras's uniform draw, so a zero draw cannot force an action.)
+            exponential = torch.empty_like(out).exponential_(generator=self._generator)
+            gumbel = exponential.clamp_min_(_TINY).log_()
+            action = torch.argmax(log_probs - gumbel, dim=-1, keepdim=True)
             logp = log_probs.gather(1, action).reshape(-1)
             action = action.reshape(-1).to(torch.int32)
         else:
-            log_std = self.ac.log_std.value
             noise = torch.randn(out.shape, generator=self._generator)
-            action = out + torch.exp(log_std) * noise
-            logp = (-0.5 * noise.square() - log_std - _HALF_LOG_2PI).sum(-1)
+            action = torch.addcmul(out, cache["std"], noise)
+            logp = noise.square().sum(-1).mul_(-0.5).add_(cache["logp_const"])
         return action.numpy(), value.numpy(), logp.numpy()
 
-    @torch.no_grad()
     def value(self, obs):
-        if self._v_forward is None:
-            return self.ac.value(torch.as_tensor(obs, dtype=torch.float32)).numpy()
-        return self._v_forward(self._normalized(obs)).reshape(-1).numpy()
+        if not self._fast:
+            with torch.no_grad():
+                return self.ac.value(torch.as_tensor(obs, dtype=torch.float32)).numpy()
+        cache = self._cache or self._collection_tensors()
+        x = torch.from_numpy(np.asarray(obs, dtype=np.float32))
+        return _run(cache["v"], self._normalized(x, cache["norm"])).reshape(-1).numpy()
 
+    # -- update -------------------------------------------------------------------------
     def _gradient_step(self, loss, variables, optimizer):
         for v in variables:
             v.value.grad = None
@@ -129,6 +220,13 @@ class BackendTrainer(Trainer):
         predicted = self._v_forward(normalized_obs).reshape(-1)
         return torch.mean(torch.square(predicted - batch["ret"]))
 
+    def _normalized_batch(self, obs):
+        norm = self.ac.obs_normalizer
+        if norm is None:
+            return obs
+        z = (obs - norm.mean.value) / torch.sqrt(norm.var.value + 1e-8)
+        return torch.clamp(z, -norm.clip, norm.clip)
+
     def update(self, batch):
         ac = self.ac
         batch = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in batch.items()}
@@ -137,7 +235,7 @@ class BackendTrainer(Trainer):
 
         loss_v_old = None
         with torch.no_grad():
-            x = self._normalized(batch["obs"])  # the normalizer is not trained
+            x = self._normalized_batch(batch["obs"])  # the normalizer is not trained
         for _ in range(self.train_v_iters):
             loss_v = self._value_loss(x, batch)
             loss_v_old = loss_v.detach() if loss_v_old is None else loss_v_old

@@ -1,0 +1,52 @@
+"""Thread and dispatch defaults applied when keras_vpg is imported (KERAS_VPG_THREADS)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+PROBE = {
+    "torch": "import torch; print(json.dumps(torch.get_num_threads()))",
+    "jax": "import jax; print(json.dumps(bool(jax.config.read('jax_cpu_enable_async_dispatch'))))",
+}
+
+
+def probe(backend: str, import_keras_vpg: bool, **env_vars: str):
+    """The backend's setting in a fresh interpreter, with or without importing keras_vpg."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OMP_NUM_THREADS", "KERAS_VPG_THREADS", "JAX_CPU_ENABLE_ASYNC_DISPATCH")}
+    env.update(KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", **env_vars)
+    code = "import json\n" + ("import keras_vpg\n" if import_keras_vpg else "") + PROBE[backend]
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_torch_runs_one_thread_by_default_and_respects_the_knobs():
+    plain = probe("torch", import_keras_vpg=False)
+    assert probe("torch", import_keras_vpg=True) == 1
+    assert probe("torch", import_keras_vpg=True, KERAS_VPG_THREADS="3") == 3
+    # Opting out, or choosing OpenMP's threads yourself, leaves torch's own default.
+    assert probe("torch", import_keras_vpg=True, KERAS_VPG_THREADS="0") == plain
+    assert probe("torch", import_keras_vpg=True, OMP_NUM_THREADS="2") == 2
+
+
+def test_jax_dispatches_synchronously_on_cpu_unless_told_otherwise():
+    assert probe("jax", import_keras_vpg=False) is True  # JAX's own default
+    assert probe("jax", import_keras_vpg=True) is False
+    assert probe("jax", import_keras_vpg=True, KERAS_VPG_THREADS="0") is True
+    assert probe("jax", import_keras_vpg=True, JAX_CPU_ENABLE_ASYNC_DISPATCH="1") is True
+
+
+@pytest.mark.parametrize("value", ["two", "-1"])
+def test_a_bad_thread_count_names_the_variable(value):
+    env = dict(os.environ, KERAS_BACKEND="torch", KERAS_VPG_THREADS=value)
+    done = subprocess.run([sys.executable, "-c", "import keras_vpg"], capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert done.returncode != 0
+    assert "KERAS_VPG_THREADS" in done.stderr
