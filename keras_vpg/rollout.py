@@ -56,6 +56,14 @@ class RolloutCollector:
     Episodes run on across epochs; at the epoch's end each unfinished path is
     cut and bootstrapped with V of the current observation.
 
+    With a ``SyncVectorEnv`` (``SAME_STEP`` autoreset, as :func:`make_vector_env`
+    makes), the collector steps the sub-environments itself: the same calls in
+    the same order (``env.step``; ``env.reset()`` right after a finished
+    episode, the true final observation kept for bootstrapping), without the
+    vector env's per-step merging of every sub-env's ``info`` dict, which costs
+    more than a CartPole step. Other vector envs (``AsyncVectorEnv``) are
+    stepped through their own ``step``.
+
     Parameters
     ----------
     envs : gymnasium.vector.VectorEnv
@@ -78,7 +86,13 @@ class RolloutCollector:
         envs.action_space.seed(seed)
         self.obs, _ = envs.reset(seed=seed)
         self.ep_ret = np.zeros(envs.num_envs, dtype=np.float64)
-        self.ep_len = np.zeros(envs.num_envs, dtype=np.int64)
+        # Episode lengths as differences of a running row count (rows stepped before
+        # this epoch + buffer.ptr), so nothing is counted per step.
+        self._rows_before = 0
+        self._ep_start = np.zeros(envs.num_envs, dtype=np.int64)
+        self._direct = isinstance(envs, SyncVectorEnv) and (
+            getattr(envs, "autoreset_mode", None) == AutoresetMode.SAME_STEP
+        )
 
     def collect(
         self, progress: Callable[[int], None] | None = None, every: int = 0
@@ -93,43 +107,95 @@ class RolloutCollector:
     def _collect(self, progress, every) -> EpochRollout:
         buffer, stats = self.buffer, EpochRollout()
         num_envs = self.envs.num_envs
-        for t in range(buffer.max_size):
-            action, value, logp = self.policy_step(self.obs)
-            next_obs, reward, terminated, truncated, info = self.envs.step(
-                self.to_env_action(action)
-            )
-            buffer.store(self.obs, action, reward, value, logp)
-            self.ep_ret += reward
-            self.ep_len += 1
-            done = terminated | truncated
-            if done.any():
-                self._finish_episodes(np.flatnonzero(done), terminated, info, stats)
-            self.obs = next_obs
-            if progress is not None and every and (t + 1) % every == 0:
-                progress((t + 1) * num_envs)
+        rows = buffer.max_size
+        every = every if progress is not None and every and every > 0 else rows
+        step = self._step_direct if self._direct else self._step_vector
+        policy_step, to_env_action, store = self.policy_step, self.to_env_action, buffer.store
+        ep_ret = self.ep_ret
+        obs = self.obs
+        for chunk_start in range(0, rows, every):
+            chunk_end = min(chunk_start + every, rows)
+            for _ in range(chunk_start, chunk_end):
+                action, value, logp = policy_step(obs)
+                next_obs, reward, done, final = step(to_env_action(action))
+                store(obs, action, reward, value, logp)
+                ep_ret += reward
+                if done:  # [(env index, terminated, true final obs)] of finished episodes
+                    self._finish_episodes(done, final, stats)
+                obs = next_obs
+            self.obs = obs
+            if progress is not None:
+                progress(chunk_end * num_envs)
         # Epoch cut-off: bootstrap every path still open with V(current obs).
         open_envs = buffer.unfinished_envs()
         if len(open_envs):
-            last_vals = self.value_fn(self.obs[open_envs])
+            last_vals = self.value_fn(np.asarray(self.obs)[open_envs])
             for i, last_val in zip(open_envs, last_vals):
                 buffer.finish_path(int(i), float(last_val))
-        stats.env_steps = buffer.max_size * num_envs
+        stats.env_steps = rows * num_envs
+        self._rows_before += rows
         return stats
 
-    def _finish_episodes(self, done_envs, terminated, info, stats: EpochRollout) -> None:
-        # Truncated episodes bootstrap with V of the real final observation, which
-        # SAME_STEP autoreset leaves in info["final_obs"].
-        cut = [i for i in done_envs if not terminated[i]]
+    @property
+    def ep_len(self) -> np.ndarray:
+        """Steps taken so far in each env's current episode."""
+        return self._rows_before + self.buffer.ptr - self._ep_start
+
+    # -- one vector step -------------------------------------------------------------------
+    # Each returns (next obs (N, *O) float32, rewards (N,) or a scalar for N = 1,
+    # [(env index, terminated)] of the episodes that ended, [their true final obs]).
+    # Observations are copied (an env may reuse its array) and cast to float32 once,
+    # the dtype of the buffer and of every backend's network.
+    def _step_direct(self, actions):
+        """Step each sub-env of a SyncVectorEnv (SAME_STEP autoreset semantics)."""
+        envs = self.envs.envs
+        if len(envs) == 1:
+            obs, reward, terminated, truncated, _ = envs[0].step(actions[0])
+            if terminated or truncated:
+                final = obs
+                obs, _ = envs[0].reset()
+                return _as_row(obs), reward, [(0, bool(terminated))], [final]
+            return _as_row(obs), reward, (), ()
+        observations, rewards, done, finals = [], np.empty(len(envs)), [], []
+        for i, env in enumerate(envs):
+            obs, rewards[i], terminated, truncated, _ = env.step(actions[i])
+            if terminated or truncated:
+                done.append((i, bool(terminated)))
+                finals.append(obs)
+                obs, _ = env.reset()
+            observations.append(obs)
+        return np.stack(observations, dtype=np.float32), rewards, done, finals
+
+    def _step_vector(self, actions):
+        """Step through the vector env's own ``step`` (e.g. AsyncVectorEnv)."""
+        obs, reward, terminated, truncated, info = self.envs.step(actions)
+        ended = terminated | truncated
+        if not ended.any():
+            return obs, reward, (), ()
+        idx = np.flatnonzero(ended)
+        done = [(int(i), bool(terminated[i])) for i in idx]
+        return obs, reward, done, [info["final_obs"][i] for i in idx]
+
+    def _finish_episodes(self, done, finals, stats: EpochRollout) -> None:
+        # Truncated episodes bootstrap with V of the real final observation (not the
+        # next episode's reset observation); terminated ones with 0.
+        cut = [k for k, (_, terminated) in enumerate(done) if not terminated]
         last_vals = {}
         if cut:
-            final_obs = np.stack([info["final_obs"][i] for i in cut]).astype(np.float32)
+            final_obs = np.stack([finals[k] for k in cut]).astype(np.float32)
             last_vals = dict(zip(cut, self.value_fn(final_obs).tolist()))
-        for i in done_envs:
-            self.buffer.finish_path(int(i), last_vals.get(i, 0.0))
+        now = self._rows_before + self.buffer.ptr  # rows stepped, this one included
+        for k, (i, _) in enumerate(done):
+            self.buffer.finish_path(i, last_vals.get(k, 0.0))
             stats.episode_returns.append(float(self.ep_ret[i]))
-            stats.episode_lengths.append(int(self.ep_len[i]))
+            stats.episode_lengths.append(int(now - self._ep_start[i]))
             self.ep_ret[i] = 0.0
-            self.ep_len[i] = 0
+            self._ep_start[i] = now
+
+
+def _as_row(obs) -> np.ndarray:
+    """One observation as a float32 batch of one (a copy)."""
+    return np.array(obs, dtype=np.float32)[None]
 
 
 def _env_action_fn(space: gym.Space) -> Callable[[np.ndarray], np.ndarray]:
@@ -138,4 +204,6 @@ def _env_action_fn(space: gym.Space) -> Callable[[np.ndarray], np.ndarray]:
         low, high = space.low, space.high
         return lambda a: np.clip(a, low, high)
     start = int(getattr(space, "start", 0))
+    if start == 0:
+        return lambda a: a.astype(np.int64)
     return lambda a: a.astype(np.int64) + start
