@@ -34,9 +34,42 @@ def policy_loss(ac: ActorCritic, obs, act, adv):
     return -ops.mean(logp * adv), logp, dist.entropy()
 
 
-def value_loss(ac: ActorCritic, obs, ret):
-    """Mean squared error of ``V(s)`` against the rewards-to-go."""
-    return ops.mean(ops.square(ac.value(obs) - ret))
+def value_loss(ac: ActorCritic, obs, ret, shards: int = 1):
+    """Mean squared error of ``V(s)`` against the rewards-to-go.
+
+    With ``shards > 1`` the batch is cut into that many row blocks whose squared
+    errors are summed separately: the same loss, written as independent chains
+    that a compiled graph can run on different cores (XLA on CPU parallelizes
+    the blocks, not the small matmuls inside one).
+    """
+    rows = obs.shape[0]
+    if shards <= 1 or rows is None or rows < shards:
+        return ops.mean(ops.square(ac.value(obs) - ret))
+    cuts = [rows * i // shards for i in range(1, shards)]
+    total = 0.0
+    for obs_block, ret_block in zip(ops.split(obs, cuts), ops.split(ret, cuts)):
+        total = total + ops.sum(ops.square(ac.value(obs_block) - ret_block))
+    return total / rows
+
+
+def update_shards(allreduce) -> int:
+    """Row blocks for the value loss in a compiled update (see :func:`value_loss`).
+
+    Two when this process may use two or more cores, one under MPI (each rank
+    has its core) or on one core. Measured on a 2-core machine, the 80 value
+    steps on a 4000-row batch: ~20 % faster with two blocks, slower with four.
+    """
+    if allreduce is not None:
+        return 1
+    return 2 if usable_cores() >= 2 else 1
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def metrics_after_update(ac: ActorCritic, batch, loss_pi_old, loss_v_old, entropy_old):

@@ -31,6 +31,7 @@ from keras_vpg.trainers.base import (
     metrics_after_update,
     policy_loss,
     split_like,
+    update_shards,
     value_loss,
 )
 
@@ -190,6 +191,7 @@ class BackendTrainer(Trainer):
         index = {id(v): i for i, v in enumerate(self.variables)}
         pi_idx = [index[id(v)] for v in self.pi_variables]
         v_idx = [index[id(v)] for v in self.v_variables]
+        shards = update_shards(self.allreduce)
 
         def with_values(new, idx, fn):
             current = list(values)
@@ -205,7 +207,9 @@ class BackendTrainer(Trainer):
             return loss, entropy
 
         def v_loss_fn(v_values):
-            return with_values(v_values, v_idx, lambda: value_loss(ac, batch["obs"], batch["ret"]))
+            return with_values(
+                v_values, v_idx, lambda: value_loss(ac, batch["obs"], batch["ret"], shards)
+            )
 
         pi_values = [values[i] for i in pi_idx]
         (loss_pi, entropy), grads = jax.value_and_grad(pi_loss_fn, has_aux=True)(pi_values)

@@ -26,6 +26,7 @@ from keras_vpg.trainers.base import (
     metrics_after_update,
     policy_loss,
     split_like,
+    update_shards,
     value_loss,
 )
 
@@ -132,6 +133,7 @@ class BackendTrainer(Trainer):
         # The MPI allreduce is a numpy_function, which XLA cannot compile, so it
         # keeps the update off XLA.
         self._update = tf.function(self._update_graph, jit_compile=allreduce is None)
+        self._shards = update_shards(allreduce)
 
     # -- collection ---------------------------------------------------------------------
     def _packed_step(self, obs):
@@ -174,7 +176,7 @@ class BackendTrainer(Trainer):
             loss_v_old = value_loss(ac, batch["obs"], batch["ret"])
             for _ in tf.range(self.train_v_iters):
                 with tf.GradientTape() as tape:
-                    loss_v = value_loss(ac, batch["obs"], batch["ret"])
+                    loss_v = value_loss(ac, batch["obs"], batch["ret"], self._shards)
                 grads = tape.gradient(loss_v, self.v_variables)
                 self.vf_optimizer.apply(self._averaged(grads, self.v_variables), self.v_variables)
         return metrics_after_update(ac, batch, loss_pi, loss_v_old, entropy)

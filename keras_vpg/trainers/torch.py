@@ -10,6 +10,7 @@ therefore run as plain ``torch`` ops on the Keras variables' own storage
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 
@@ -17,7 +18,13 @@ import keras
 import numpy as np
 import torch
 
-from keras_vpg.trainers.base import Trainer, metrics_after_update, policy_loss, value_loss
+from keras_vpg.trainers.base import (
+    Trainer,
+    metrics_after_update,
+    policy_loss,
+    usable_cores,
+    value_loss,
+)
 
 _TORCH_ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid,
                       "linear": None, "elu": torch.nn.functional.elu,
@@ -26,24 +33,47 @@ _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 _TINY = float(np.finfo(np.float32).tiny)
 
 
+#: Intra-op threads of the update, when keras-vpg chose the thread count (else ``None``).
+_update_threads: int | None = None
+
+
 def configure_threads(threads: int | None) -> dict[str, str]:
-    """One intra-op thread (``threads`` if given) and one inter-op thread.
+    """One intra-op thread while collecting (``threads`` if given), one inter-op thread.
 
     Skipped when ``OMP_NUM_THREADS`` is set (the user chose). At batch 1-8 a
     second thread only adds OpenMP hand-offs, and while the env steps on the
-    other core it spin-waits against it; the batch-4000 value regression is
-    within noise of two threads on a quiet 2-core machine.
+    other core it spin-waits against it. The update (no env running) then uses
+    every usable core unless ``threads`` was given: 195 -> 143 ms per
+    HalfCheetah-v5 update with two cores instead of one.
     """
+    global _update_threads
     if "OMP_NUM_THREADS" in os.environ:
         return {}
     torch.set_num_threads(threads or 1)
     applied = {"torch.num_threads": str(threads or 1)}
+    if threads is None:
+        _update_threads = usable_cores()
+        applied["torch.update_threads"] = str(_update_threads)
     try:
         torch.set_num_interop_threads(1)
         applied["torch.num_interop_threads"] = "1"
     except RuntimeError:  # the inter-op pool has already started
         pass
     return applied
+
+
+@contextlib.contextmanager
+def _intra_op_threads(threads: int | None):
+    """Run the block with ``threads`` intra-op threads (``None``: unchanged)."""
+    before = torch.get_num_threads()
+    if threads is None or threads == before:
+        yield
+        return
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def mlp_layers(net: keras.Model):
@@ -128,6 +158,8 @@ class BackendTrainer(Trainer):
         seed_state = keras.ops.convert_to_numpy(ac.seed_generator.state)
         self._generator = torch.Generator().manual_seed(int(seed_state[0]))
         self._cache = None
+        # Under MPI every rank has its core: no extra threads for the update.
+        self._update_threads = _update_threads if allreduce is None else None
 
     # -- collection ---------------------------------------------------------------------
     def _collection_tensors(self):
@@ -228,6 +260,10 @@ class BackendTrainer(Trainer):
         return torch.clamp(z, -norm.clip, norm.clip)
 
     def update(self, batch):
+        with _intra_op_threads(self._update_threads):
+            return self._update(batch)
+
+    def _update(self, batch):
         ac = self.ac
         batch = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in batch.items()}
         loss_pi, _, entropy = policy_loss(ac, batch["obs"], batch["act"], batch["adv"])
