@@ -11,6 +11,7 @@ import pytest
 
 PROBE = {
     "torch": "import torch; print(json.dumps(torch.get_num_threads()))",
+    "tensorflow": "import os; print(json.dumps(os.environ.get('XLA_FLAGS', '')))",
     "jax": "import jax; print(json.dumps(bool(jax.config.read('jax_cpu_enable_async_dispatch'))))",
 }
 
@@ -18,7 +19,8 @@ PROBE = {
 def probe(backend: str, import_keras_vpg: bool, **env_vars: str):
     """The backend's setting in a fresh interpreter, with or without importing keras_vpg."""
     env = {k: v for k, v in os.environ.items()
-           if k not in ("OMP_NUM_THREADS", "KERAS_VPG_THREADS", "JAX_CPU_ENABLE_ASYNC_DISPATCH")}
+           if k not in ("OMP_NUM_THREADS", "KERAS_VPG_THREADS", "JAX_CPU_ENABLE_ASYNC_DISPATCH",
+                        "XLA_FLAGS")}
     env.update(KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", **env_vars)
     code = "import json\n" + ("import keras_vpg\n" if import_keras_vpg else "") + PROBE[backend]
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
@@ -41,6 +43,14 @@ def test_jax_dispatches_synchronously_on_cpu_unless_told_otherwise():
     assert probe("jax", import_keras_vpg=True) is False
     assert probe("jax", import_keras_vpg=True, KERAS_VPG_THREADS="0") is True
     assert probe("jax", import_keras_vpg=True, JAX_CPU_ENABLE_ASYNC_DISPATCH="1") is True
+
+
+def test_tensorflow_keeps_eigen_single_threaded_inside_xla_kernels():
+    assert "--xla_cpu_multi_thread_eigen=false" in probe("tensorflow", import_keras_vpg=True)
+    assert probe("tensorflow", import_keras_vpg=True, KERAS_VPG_THREADS="0") == ""
+    # A choice of your own is kept as it is.
+    mine = "--xla_cpu_multi_thread_eigen=true"
+    assert probe("tensorflow", import_keras_vpg=True, XLA_FLAGS=mine) == mine
 
 
 @pytest.mark.parametrize("value", ["two", "-1"])
