@@ -120,7 +120,7 @@ class RolloutCollector:
                 next_obs, reward, done, final = step(to_env_action(action))
                 store(obs, action, reward, value, logp)
                 ep_ret += reward
-                if done:  # [(env index, terminated, true final obs)] of finished episodes
+                if done:  # [(env index, terminated)] of finished episodes
                     self._finish_episodes(done, final, stats)
                 obs = next_obs
             self.obs = obs

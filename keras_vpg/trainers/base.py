@@ -179,6 +179,18 @@ def requested_threads() -> int | None:
     return threads
 
 
+def unpack_policy_step(bits: np.ndarray, batch: int, action_shape: tuple, action_dtype):
+    """``(action, value, logp)`` from a packed ``uint32`` policy-step output.
+
+    The compiled step returns one flat vector (one device-to-host copy): the
+    actions' bits ``(batch, *action_shape)`` of 32-bit ``action_dtype``, then
+    ``batch`` float32 values, then ``batch`` float32 log-probs.
+    """
+    end = batch * int(np.prod(action_shape, dtype=int))
+    action = bits[:end].view(action_dtype).reshape((batch, *action_shape))
+    return action, bits[end : end + batch].view(np.float32), bits[end + batch :].view(np.float32)
+
+
 def flat_concat(tensors):
     """Concatenate tensors into one flat vector (for a single allreduce call)."""
     return ops.concatenate([ops.reshape(t, (-1,)) for t in tensors], axis=0)

@@ -3,8 +3,8 @@
 Collection speed (a (64, 64) MLP at batch 1-8 on a 2-core CPU) is set by XLA's
 CPU runtime, not by the arithmetic:
 
-- ``jax_cpu_enable_async_dispatch`` off (set by :func:`keras_vpg.trainers.base.
-  configure_threads` before JAX starts) runs each call on the calling thread
+- ``jax_cpu_enable_async_dispatch`` off (set by :func:`configure_threads`
+  when keras_vpg is imported, before JAX starts) runs each call on the calling thread
   instead of handing it to a worker and waiting: ~105 -> ~60 us per call.
 - XLA's memory-optimized scheduler (a per-function compiler option) orders the
   pi net, v net and sampling as one chain, which XLA's thunk executor then runs
@@ -31,6 +31,7 @@ from keras_vpg.trainers.base import (
     metrics_after_update,
     policy_loss,
     split_like,
+    unpack_policy_step,
     update_shards,
     value_loss,
 )
@@ -106,9 +107,7 @@ class BackendTrainer(Trainer):
         self._value = _jit_small(self._stateless_value)
         self._update = jax.jit(self._stateless_update)
         self._collection_values = None
-        self._layouts = {}  # batch size -> (action slice, value slice, logp slice)
-        self._action_shape = None
-        self._action_dtype = None
+        self._action_shape, self._action_dtype = self._probe_action()
 
     # -- collection ---------------------------------------------------------------------
     def _mapping(self, values):
@@ -124,18 +123,6 @@ class BackendTrainer(Trainer):
         with StatelessScope(state_mapping=self._mapping(values)):
             return self.ac.value(obs.astype("float32"))
 
-    def _layout(self, obs):
-        batch = obs.shape[0]
-        layout = self._layouts.get(batch)
-        if layout is None:
-            if self._action_shape is None:
-                self._probe_action()
-            a_end = self._seed_size + batch * int(np.prod(self._action_shape, dtype=int))
-            layout = (slice(self._seed_size, a_end), slice(a_end, a_end + batch),
-                      slice(a_end + batch, a_end + 2 * batch), (batch, *self._action_shape))
-            self._layouts[batch] = layout
-        return layout
-
     def _probe_action(self):
         """Shape (per row) and 32-bit dtype of the sampled actions, from an abstract trace."""
 
@@ -146,8 +133,7 @@ class BackendTrainer(Trainer):
         values = [v.value for v in self.variables]
         obs = jax.ShapeDtypeStruct((1, *self.ac.observation_shape), jnp.float32)
         probe = jax.eval_shape(action_of, values, obs)
-        self._action_shape = tuple(probe.shape[1:])
-        self._action_dtype = np.dtype(probe.dtype)
+        return tuple(probe.shape[1:]), np.dtype(probe.dtype)
 
     def begin_collection(self):
         self._collection_values = [v.value for v in self.variables]
@@ -163,14 +149,14 @@ class BackendTrainer(Trainer):
         if not inside:  # outside a collection: read the variables, write the seed back
             values = [v.value for v in self.variables]
         out = np.asarray(self._policy_step(values, obs))
-        a_slice, v_slice, l_slice, a_shape = self._layout(obs)
         seed = out[: self._seed_size]
         if inside:
             values[self._seed_index] = seed
         else:
             self.seed_state.assign(seed)
-        action = out[a_slice].view(self._action_dtype).reshape(a_shape)
-        return action, out[v_slice].view(np.float32), out[l_slice].view(np.float32)
+        return unpack_policy_step(
+            out[self._seed_size :], obs.shape[0], self._action_shape, self._action_dtype
+        )
 
     def value(self, obs):
         values = self._collection_values or [v.value for v in self.variables]

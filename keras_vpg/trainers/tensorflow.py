@@ -26,6 +26,7 @@ from keras_vpg.trainers.base import (
     metrics_after_update,
     policy_loss,
     split_like,
+    unpack_policy_step,
     update_shards,
     value_loss,
 )
@@ -135,7 +136,6 @@ class BackendTrainer(Trainer):
             tf.function(self._packed_step, input_signature=[obs_spec], jit_compile=True)
         )
         self._action_shape, self._action_dtype = self._action_spec
-        self._action_size = int(np.prod(self._action_shape, dtype=int))
         self._value = _FastCall(
             tf.function(ac.value, input_signature=[obs_spec], jit_compile=True)
         )
@@ -152,11 +152,8 @@ class BackendTrainer(Trainer):
         return tf.concat([_as_u32(action), _as_u32(value), _as_u32(logp)], axis=0)
 
     def policy_step(self, obs):
-        out = self._policy_step(obs)[0].numpy()
-        batch = obs.shape[0]
-        end = batch * self._action_size
-        action = out[:end].view(self._action_dtype).reshape((batch, *self._action_shape))
-        return action, out[end : end + batch].view(np.float32), out[end + batch :].view(np.float32)
+        bits = self._policy_step(obs)[0].numpy()
+        return unpack_policy_step(bits, obs.shape[0], self._action_shape, self._action_dtype)
 
     def value(self, obs):
         return self._value(obs)[0].numpy()

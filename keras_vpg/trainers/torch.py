@@ -130,14 +130,6 @@ def _tensors(steps, detach: bool):
     return out
 
 
-def plain_torch_mlp(net: keras.Model):
-    """``obs -> output`` as plain torch ops on ``net``'s weights (with autograd), or ``None``."""
-    steps = mlp_layers(net)
-    if steps is None:
-        return None
-    return lambda x: _run(_tensors(steps, detach=False), x)
-
-
 class BackendTrainer(Trainer):
     """See :class:`keras_vpg.trainers.base.Trainer`.
 
@@ -152,8 +144,6 @@ class BackendTrainer(Trainer):
         super().__init__(ac, pi_optimizer, vf_optimizer, train_v_iters, allreduce)
         self._pi_steps = mlp_layers(ac.pi_net)
         self._v_steps = mlp_layers(ac.v_net)
-        self._pi_forward = plain_torch_mlp(ac.pi_net)
-        self._v_forward = plain_torch_mlp(ac.v_net)
         self._fast = self._pi_steps is not None and self._v_steps is not None
         seed_state = keras.ops.convert_to_numpy(ac.seed_generator.state)
         self._generator = torch.Generator().manual_seed(int(seed_state[0]))
@@ -247,17 +237,10 @@ class BackendTrainer(Trainer):
 
     def _value_loss(self, normalized_obs, batch):
         """MSE of V against the returns; plain torch for MLPs (same maths as value_loss)."""
-        if self._v_forward is None:
+        if self._v_steps is None:
             return value_loss(self.ac, batch["obs"], batch["ret"])
-        predicted = self._v_forward(normalized_obs).reshape(-1)
+        predicted = _run(_tensors(self._v_steps, detach=False), normalized_obs).reshape(-1)
         return torch.mean(torch.square(predicted - batch["ret"]))
-
-    def _normalized_batch(self, obs):
-        norm = self.ac.obs_normalizer
-        if norm is None:
-            return obs
-        z = (obs - norm.mean.value) / torch.sqrt(norm.var.value + 1e-8)
-        return torch.clamp(z, -norm.clip, norm.clip)
 
     def update(self, batch):
         with _intra_op_threads(self._update_threads):
@@ -270,8 +253,10 @@ class BackendTrainer(Trainer):
         self._gradient_step(loss_pi, self.pi_variables, self.pi_optimizer)
 
         loss_v_old = None
-        with torch.no_grad():
-            x = self._normalized_batch(batch["obs"])  # the normalizer is not trained
+        x = batch["obs"]
+        if ac.obs_normalizer is not None:
+            with torch.no_grad():  # the normalizer is not trained
+                x = ac.obs_normalizer(x)
         for _ in range(self.train_v_iters):
             loss_v = self._value_loss(x, batch)
             loss_v_old = loss_v.detach() if loss_v_old is None else loss_v_old
