@@ -18,8 +18,9 @@ shared, noisy machine, ratios are what to compare):
 
 Each (backend, env, env count) runs in a fresh worker process; ``--repeats R``
 runs each R times and keeps the run with the median ratio. ``--mpi N`` compares
-the HalfCheetah-v5 fit under ``mpirun -np N`` with one process (same total
-``steps_per_epoch``).
+the HalfCheetah-v5 fit under ``mpirun -np N`` (launched as ``--cpu N`` does)
+with one process on keras-vpg's defaults (same total ``steps_per_epoch``;
+with ``--repeats`` the pairs alternate and medians are compared).
 
 Examples::
 
@@ -270,20 +271,34 @@ def measure_rows(args: argparse.Namespace) -> list[dict]:
 
 
 def mpi_speedup(args: argparse.Namespace) -> dict:
-    """HalfCheetah-v5 fit steps/s with ``args.mpi`` ranks vs 1 (same total steps per epoch)."""
+    """HalfCheetah-v5 fit steps/s with ``args.mpi`` ranks vs 1 (same total steps per epoch).
+
+    The one-process run uses keras-vpg's own thread defaults (what ``keras-vpg
+    train`` without ``--cpu`` gets: on PyTorch the update then uses every core);
+    the ranks get the environment ``keras-vpg train --cpu N`` gives them (one
+    OpenMP/MKL thread each). With ``--repeats R`` the two runs alternate R times
+    and the medians are compared, so a noisy spell on the machine hits both.
+    """
     sys.path.insert(0, REPO)
     from keras_vpg.mpi import mpirun_command
 
     env_id = "HalfCheetah-v5"
-    # As `keras-vpg train --cpu N` does for its ranks (and the same for the 1-process run).
-    threads = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    one = spawn_worker(args, args.backend, env_id, 1, extra_env=threads)
-    many = spawn_worker(args, args.backend, env_id, 1, launcher=mpirun_command(args.mpi),
-                        extra_env=threads)
-    return {"ranks": args.mpi, "backend": one["backend"],
-            "steps_per_s_1": one["fit_steps_per_s"],
-            f"steps_per_s_{args.mpi}": many["fit_steps_per_s"],
-            "speedup": many["fit_steps_per_s"] / one["fit_steps_per_s"]}
+    rank_env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # as mpi_fork sets
+    ones, manys = [], []
+    for _ in range(max(1, args.repeats)):
+        ones.append(spawn_worker(args, args.backend, env_id, 1))
+        manys.append(spawn_worker(args, args.backend, env_id, 1,
+                                  launcher=mpirun_command(args.mpi), extra_env=rank_env))
+    one = statistics.median(r["fit_steps_per_s"] for r in ones)
+    many = statistics.median(r["fit_steps_per_s"] for r in manys)
+    result = {"ranks": args.mpi, "backend": ones[0]["backend"],
+              "steps_per_s_1": one, f"steps_per_s_{args.mpi}": many, "speedup": many / one,
+              "update_ms_1": statistics.median(r["update_ms_per_epoch"] for r in ones),
+              f"update_ms_{args.mpi}": statistics.median(r["update_ms_per_epoch"] for r in manys)}
+    if len(ones) > 1:
+        result["repeat_speedups"] = [m["fit_steps_per_s"] / o["fit_steps_per_s"]
+                                     for o, m in zip(ones, manys)]
+    return result
 
 
 # -- targets and table ----------------------------------------------------------------------
@@ -388,6 +403,10 @@ def print_table(result: dict) -> None:
         print(f"HalfCheetah-v5 on {m['backend']}, {m['ranks']} MPI processes vs 1: speedup "
               f"{m['speedup']:.2f}x ({m['steps_per_s_1']:.0f} -> {many:.0f} steps/s)"
               + (f" [{met}: issue #6 target >= {MPI_SPEEDUP_2}x]" if m["ranks"] == 2 else ""))
+        print(f"  update per epoch: {m['update_ms_1']:.0f} ms with 1 process, "
+              f"{m['update_ms_' + str(m['ranks'])]:.0f} ms per rank with {m['ranks']}"
+              + (f"; speedup of each pair: {', '.join(f'{x:.2f}' for x in m['repeat_speedups'])}"
+                 if "repeat_speedups" in m else ""))
 
 
 def main(argv=None) -> None:

@@ -55,6 +55,31 @@ def num_procs() -> int:
     return 1 if comm is None else comm.Get_size()
 
 
+#: Variables in which MPI launchers give the number of ranks on this node.
+_LOCAL_SIZE_VARIABLES = ("OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS")
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def local_ranks() -> int:
+    """Ranks sharing this machine, as the launcher says (1 when not under ``mpirun``).
+
+    Read from the environment (Open MPI, MPICH / Intel MPI), without starting MPI,
+    so it can size thread pools before any backend has started.
+    """
+    for name in _LOCAL_SIZE_VARIABLES:
+        text = os.environ.get(name, "").strip()
+        if text.isdigit() and int(text) > 0:
+            return int(text)
+    return 1
+
+
 def _world():
     comm = _comm()
     return comm if comm is not None and comm.Get_size() > 1 else None
@@ -157,11 +182,18 @@ def mpirun_path() -> str | None:
 
 
 def mpirun_command(n: int) -> list[str]:
-    """``mpirun -np n`` with the flags this machine needs (root, more ranks than cores)."""
+    """``mpirun -np n`` with the flags this machine needs.
+
+    ``--allow-run-as-root`` as root; ``--oversubscribe`` so that more ranks than
+    cores may run; each rank bound to a core of its own when they fit (Open MPI
+    stops binding once oversubscription is allowed, and an unbound JAX rank sizes
+    XLA's threads to the whole machine: 115 -> 92 ms per HalfCheetah-v5 update
+    with 2 ranks on 2 cores), else no binding.
+    """
     mpirun = mpirun_path()
     if mpirun is None or not mpi_available():
         raise RuntimeError(f"running {n} processes needs MPI: {INSTALL_HINT}")
-    flags = ["--oversubscribe"]
+    flags = ["--oversubscribe", "--bind-to", "core" if n <= usable_cores() else "none"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         flags.append("--allow-run-as-root")
     return [mpirun, "-np", str(n), *flags]

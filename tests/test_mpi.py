@@ -82,3 +82,27 @@ def test_cpu_flag_and_mpirun_write_the_same_progress(tmp_path):
     assert [row[a[0].index("TotalEnvInteracts")] for row in a[1:]] == ["400", "800"]
     config = json.loads((tmp_path / "a" / "cp" / "cp_s0" / "config.json").read_text())
     assert config["num_procs"] == 2
+
+
+def test_ranks_launched_by_keras_vpg_get_a_core_each_and_their_share_of_threads(tmp_path):
+    """``--cpu N`` / the benchmark launch with keras_vpg.mpi.mpirun_command: ranks that fit
+    are bound to distinct cores, and each sizes its thread pools to its share."""
+    from keras_vpg.mpi import mpirun_command as launcher
+    from keras_vpg.mpi import usable_cores
+
+    code = ("import json, os, keras_vpg\n"
+            "from keras_vpg.trainers.base import APPLIED_SETTINGS\n"
+            "print('RANK', json.dumps([sorted(os.sched_getaffinity(0)), APPLIED_SETTINGS]))")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "KERAS_VPG_THREADS")}
+    env.update(KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run(launcher(2) + [sys.executable, "-c", code], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [json.loads(line[5:]) for line in done.stdout.splitlines() if line.startswith("RANK ")]
+    assert len(ranks) == 2
+    cores = usable_cores()
+    if cores >= 2:
+        (a, _), (b, _) = ranks
+        assert len(a) == len(b) == 1 and a != b  # one core each, not the same one
+    for _, applied in ranks:
+        assert applied["tf.intra_op_threads"] == str(max(1, cores // 2))

@@ -14,15 +14,19 @@ PROBE = {
     "tensorflow": "import os; print(json.dumps(os.environ.get('XLA_FLAGS', '')))",
     "jax": "import jax; print(json.dumps(bool(jax.config.read('jax_cpu_enable_async_dispatch'))))",
 }
+TF_INTRA_OP = ("import tensorflow as tf\n"
+               "print(json.dumps(tf.config.threading.get_intra_op_parallelism_threads()))")
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def probe(backend: str, import_keras_vpg: bool, **env_vars: str):
+def probe(backend: str, import_keras_vpg: bool, code: str | None = None, **env_vars: str):
     """The backend's setting in a fresh interpreter, with or without importing keras_vpg."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("OMP_NUM_THREADS", "KERAS_VPG_THREADS", "JAX_CPU_ENABLE_ASYNC_DISPATCH",
-                        "XLA_FLAGS")}
+                        "XLA_FLAGS", "OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS")}
     env.update(KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", **env_vars)
-    code = "import json\n" + ("import keras_vpg\n" if import_keras_vpg else "") + PROBE[backend]
+    code = ("import json\n" + ("import keras_vpg\n" if import_keras_vpg else "")
+            + (code or PROBE[backend]))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -51,6 +55,20 @@ def test_tensorflow_keeps_eigen_single_threaded_inside_xla_kernels():
     # A choice of your own is kept as it is.
     mine = "--xla_cpu_multi_thread_eigen=true"
     assert probe("tensorflow", import_keras_vpg=True, XLA_FLAGS=mine) == mine
+
+
+@pytest.mark.parametrize("launcher_variable", ["OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"])
+def test_ranks_sharing_a_machine_split_its_cores(launcher_variable):
+    """Under mpirun each rank's pools get cores / local ranks threads (not the whole machine)."""
+    share = max(1, CORES // 2)
+    assert probe("tensorflow", True, TF_INTRA_OP, **{launcher_variable: "2"}) == share
+    assert probe("torch", True, **{launcher_variable: "2"}) == share
+    # One process per machine (or an explicit choice) keeps the usual defaults.
+    assert probe("tensorflow", True, TF_INTRA_OP, **{launcher_variable: "1"}) == 0  # TF: auto
+    assert probe("tensorflow", True, TF_INTRA_OP, KERAS_VPG_THREADS="0",
+                 **{launcher_variable: "2"}) == 0
+    assert probe("tensorflow", True, TF_INTRA_OP, KERAS_VPG_THREADS="3",
+                 **{launcher_variable: "2"}) == 3
 
 
 @pytest.mark.parametrize("value", ["two", "-1"])

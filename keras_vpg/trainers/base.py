@@ -16,6 +16,7 @@ import numpy as np
 from keras import ops
 
 from keras_vpg.actor_critic import ActorCritic
+from keras_vpg.mpi import usable_cores
 
 #: Maps a flat float32 gradient vector to its average over MPI ranks.
 Allreduce = Callable[[np.ndarray], np.ndarray]
@@ -62,14 +63,6 @@ def update_shards(allreduce) -> int:
     if allreduce is not None:
         return 1
     return 2 if usable_cores() >= 2 else 1
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity mask where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def metrics_after_update(ac: ActorCritic, batch, loss_pi_old, loss_v_old, entropy_old):
