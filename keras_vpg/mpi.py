@@ -193,7 +193,10 @@ def mpirun_command(n: int) -> list[str]:
     mpirun = mpirun_path()
     if mpirun is None or not mpi_available():
         raise RuntimeError(f"running {n} processes needs MPI: {INSTALL_HINT}")
-    flags = ["--oversubscribe", "--bind-to", "core" if n <= usable_cores() else "none"]
+    # usable_cores() counts hardware threads, Open MPI binds to physical cores:
+    # "overload-allowed" keeps SMT machines (n up to the thread count) launching.
+    binding = "core:overload-allowed" if n <= usable_cores() else "none"
+    flags = ["--oversubscribe", "--bind-to", binding]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         flags.append("--allow-run-as-root")
     return [mpirun, "-np", str(n), *flags]
