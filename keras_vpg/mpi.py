@@ -55,16 +55,16 @@ def num_procs() -> int:
     return 1 if comm is None else comm.Get_size()
 
 
-#: Variables in which MPI launchers give the number of ranks on this node.
-_LOCAL_SIZE_VARIABLES = ("OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS")
-
-
 def usable_cores() -> int:
     """CPU cores this process may run on (its affinity mask where the OS has one)."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+#: Variables in which MPI launchers give the number of ranks on this node.
+_LOCAL_SIZE_VARIABLES = ("OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS")
 
 
 def local_ranks() -> int:

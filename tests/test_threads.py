@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from keras_vpg.mpi import usable_cores
+
 PROBE = {
     "torch": "import torch; print(json.dumps(torch.get_num_threads()))",
     "tensorflow": "import os; print(json.dumps(os.environ.get('XLA_FLAGS', '')))",
@@ -16,7 +18,6 @@ PROBE = {
 }
 TF_INTRA_OP = ("import tensorflow as tf\n"
                "print(json.dumps(tf.config.threading.get_intra_op_parallelism_threads()))")
-CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 def probe(backend: str, import_keras_vpg: bool, code: str | None = None, **env_vars: str):
@@ -60,7 +61,7 @@ def test_tensorflow_keeps_eigen_single_threaded_inside_xla_kernels():
 @pytest.mark.parametrize("launcher_variable", ["OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"])
 def test_ranks_sharing_a_machine_split_its_cores(launcher_variable):
     """Under mpirun each rank's pools get cores / local ranks threads (not the whole machine)."""
-    share = max(1, CORES // 2)
+    share = max(1, usable_cores() // 2)
     assert probe("tensorflow", True, TF_INTRA_OP, **{launcher_variable: "2"}) == share
     assert probe("torch", True, **{launcher_variable: "2"}) == share
     # One process per machine (or an explicit choice) keeps the usual defaults.

@@ -29,8 +29,9 @@ def _configure_threads() -> None:
     HalfCheetah-v5 update with 2 ranks on 2 cores).
     """
     threads = requested_threads()
-    if threads is None and local_ranks() > 1:
-        threads = max(1, usable_cores() // local_ranks())
+    ranks_here = local_ranks()
+    if threads is None and ranks_here > 1:
+        threads = max(1, usable_cores() // ranks_here)
     backend = keras.backend.backend()
     if threads == 0 or backend not in _MODULES:
         return

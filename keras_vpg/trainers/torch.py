@@ -18,13 +18,8 @@ import keras
 import numpy as np
 import torch
 
-from keras_vpg.trainers.base import (
-    Trainer,
-    metrics_after_update,
-    policy_loss,
-    usable_cores,
-    value_loss,
-)
+from keras_vpg.mpi import usable_cores
+from keras_vpg.trainers.base import Trainer, metrics_after_update, policy_loss, value_loss
 
 _TORCH_ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid,
                       "linear": None, "elu": torch.nn.functional.elu,
