@@ -150,8 +150,8 @@ class ActorCritic(keras.Model):
     normalize_obs : bool
         Standardize observations with running statistics held in a
         non-trainable :class:`ObservationNormalizer` inside the model (so
-        ``.keras``, SavedModel and ONNX exports carry it); the agent updates it
-        after every epoch.
+        ``.keras``, SavedModel and ONNX exports carry it); the agent merges in
+        each epoch's observations before that epoch's update.
 
     Notes
     -----
@@ -229,11 +229,16 @@ class ActorCritic(keras.Model):
         """Observations standardized by the running statistics (identity if disabled)."""
         return obs if self.obs_normalizer is None else self.obs_normalizer(obs)
 
-    def step_tensors(self, obs):
-        """Sampled action, value and log-prob for a batch; tensors of shape ``(B, ...)``."""
+    def sample_tensors(self, obs):
+        """Sampled action and its log-prob for a batch; tensors of shape ``(B, ...)``."""
         dist = self.distribution(obs)
         action = dist.sample()
-        return action, self.value(obs), dist.log_prob(action)
+        return action, dist.log_prob(action)
+
+    def step_tensors(self, obs):
+        """Sampled action, value and log-prob for a batch; tensors of shape ``(B, ...)``."""
+        action, logp = self.sample_tensors(obs)
+        return action, self.value(obs), logp
 
     def env_action(self, action):
         """Map raw policy actions to what the env takes (clip to Box / add Discrete start)."""

@@ -3,9 +3,15 @@
 Each epoch follows Spinning Up's pseudocode:
 
 1. collect ``steps_per_epoch`` steps with the current policy,
-2. compute rewards-to-go and GAE-Lambda advantages,
+2. compute values, rewards-to-go and GAE-Lambda advantages,
 3. take one policy-gradient step, then ``train_v_iters`` value-function steps,
 4. log the epoch and checkpoint the policy.
+
+Collection needs only the policy: values are computed for the whole batch
+after it. So where the backend gains from it (JAX), the value steps of epoch
+``k`` run in a background thread while epoch ``k + 1`` is collected with the
+already-updated policy -- the same computation as one after the other, with
+epoch ``k``'s logs and callbacks following as soon as its value steps finish.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ import math
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +40,18 @@ from keras_vpg.actor_critic import (
 from keras_vpg.buffer import VPGBuffer
 from keras_vpg.files import atomic_write
 from keras_vpg.logger import EpochLogger, ProgressBar
-from keras_vpg.rollout import VECTOR_MODES, RolloutCollector, make_vector_env
-from keras_vpg.trainers import get_trainer
+from keras_vpg.rollout import VECTOR_MODES, EpochRollout, RolloutCollector, make_vector_env
+from keras_vpg.trainers import UPDATE_METRICS, get_trainer
+
+
+@dataclass
+class _Updating:
+    """An epoch whose value steps are running (in the background or done)."""
+
+    epoch: int
+    rollout: EpochRollout
+    policy_metrics: dict[str, float]
+    value_steps: Future
 
 
 class VPG:
@@ -79,7 +97,17 @@ class VPG:
     normalize_obs : bool
         Standardize observations with running statistics (over all ranks) kept
         inside the model, so saved and exported policies carry them. Passed to
-        ``actor_critic`` as ``normalize_obs=True``.
+        ``actor_critic`` as ``normalize_obs=True``. The statistics take in each
+        epoch's observations before that epoch's update.
+    overlap_update : bool or None
+        Run each epoch's value-function steps in a background thread while the
+        next epoch is collected (the policy step comes first, so collection uses
+        the updated policy, and values are computed after collection: the
+        results are those of running one after the other). ``None`` (default):
+        where measured faster -- the JAX backend, one process, two or more
+        cores. Callbacks' ``on_epoch_end`` for epoch ``k`` then runs while epoch
+        ``k + 1`` is being collected, between chunks of env steps. ``True``
+        needs a single process.
     """
 
     def __init__(
@@ -100,6 +128,7 @@ class VPG:
         num_envs: int = 1,
         vector_mode: str = "sync",
         normalize_obs: bool = False,
+        overlap_update: bool | None = None,
     ):
         config = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         with mpi.abort_on_exception():  # one failing rank must not leave the others hanging
@@ -108,7 +137,7 @@ class VPG:
     def _build(
         self, env_fn, actor_critic, ac_kwargs, seed, steps_per_epoch, gamma, pi_lr, vf_lr,
         train_v_iters, lam, max_ep_len, logger_kwargs, save_freq, num_envs, vector_mode,
-        normalize_obs,
+        normalize_obs, overlap_update,
     ) -> None:
         config = {k: v for k, v in locals().items() if k != "self"}
         ac_kwargs = dict(ac_kwargs or {})
@@ -162,6 +191,17 @@ class VPG:
             lam,
         )
         self.collector = RolloutCollector(self.envs, self.trainer, self.buffer, self.seed)
+        if overlap_update and self.num_procs > 1:
+            raise ValueError(
+                f"overlap_update=True needs a single process (this run has {self.num_procs}); "
+                "under MPI each rank has its own core"
+            )
+        if overlap_update is None:
+            overlap_update = (self.trainer.overlaps_collection and self.num_procs == 1
+                              and mpi.usable_cores() >= 2)
+        self.overlap_update = overlap_update
+        self._background = None  # the value steps' thread, made on first use
+        self._updating: _Updating | None = None
 
         exp_name = logger_kwargs.get("exp_name") or "vpg"
         output_dir = logger_kwargs.get("output_dir") or _default_output_dir(exp_name, seed)
@@ -175,6 +215,7 @@ class VPG:
         self.epoch = 0
         self.total_env_interacts = 0
         self._elapsed = 0.0
+        self._update_seconds = 0.0  # time the loop waited for updates (for benchmarks)
 
     # -- training -----------------------------------------------------------------------
     def fit(
@@ -210,39 +251,86 @@ class VPG:
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
         history = keras.callbacks.History()
         callbacks = list(callbacks or []) if self.rank == 0 else []
-        progress_bar = None
+        self._progress_bar = None
         if verbose and self.rank == 0:
-            progress_bar = ProgressBar(
+            self._progress_bar = ProgressBar(
                 epochs, self.steps_per_env * self.num_envs, verbose, initial_epoch=self.epoch
             )
-            callbacks.insert(0, progress_bar)
-        callback_list = keras.callbacks.CallbackList(
+            callbacks.insert(0, self._progress_bar)
+        self._callbacks = keras.callbacks.CallbackList(
             callbacks + [history], model=self.ac, epochs=epochs, verbose=verbose
         )
         self.ac.stop_training = False
+        self._updating = None  # (left only by an exception in an earlier fit)
+        self._last_epoch = self.epoch + epochs - 1
         every = max(1, self.steps_per_env // 20)
-        on_progress = progress_bar.on_collect_progress if progress_bar else None
 
-        callback_list.on_train_begin()
-        last_epoch = self.epoch + epochs - 1
-        for epoch in range(self.epoch, self.epoch + epochs):
-            callback_list.on_epoch_begin(epoch)
+        self._callbacks.on_train_begin()
+        self._callbacks.on_epoch_begin(self.epoch)
+        self._clock = time.perf_counter()
+        while True:
+            rollout = self.collector.collect(self._between_chunks, every)  # 1. collect
+            if rollout is None or self._end_epoch(wait=True):
+                break  # stopped by a callback; the steps collected are kept for the next fit
             start = time.perf_counter()
-            rollout = self.collector.collect(on_progress, every)  # 1. collect with current policy
-            batch = self.buffer.get()                              # 2. GAE-Lambda advantages
-            update = self.trainer.update(batch)                    # 3. pi step, then v steps
+            self.buffer.compute_advantages(self.trainer.value)  # 2. values, GAE-Lambda
+            batch = self.buffer.get()
             self._update_obs_normalizer(batch["obs"])
-            logs = self._epoch_logs(rollout, update, time.perf_counter() - start)  # 4. log
-            self.logger.dump_tabular({"Epoch": epoch, **logs})
-            self.epoch = epoch + 1
-            callback_list.on_epoch_end(epoch, logs)
-            stop = mpi.broadcast_object(bool(self.ac.stop_training))
-            if (epoch + 1) % self.save_freq == 0 or epoch == last_epoch or stop:
-                self.logger.save_model(self.ac, epoch)
-            if stop:
-                break
-        callback_list.on_train_end()
+            # 3. the value steps (in the background when overlapping: they need only
+            #    obs and ret, and change only the value function), one policy step
+            value_steps = self._value_steps(batch)
+            policy_metrics = self.trainer.update_policy(batch)
+            self._updating = _Updating(self.epoch, rollout, policy_metrics, value_steps)
+            self._update_seconds += time.perf_counter() - start
+            if self.epoch == self._last_epoch or not self.overlap_update:
+                if self._end_epoch(wait=True) or self.epoch > self._last_epoch:
+                    break
+        self._callbacks.on_train_end()
         return history
+
+    def _value_steps(self, batch) -> Future:
+        """The value steps, started in the background when overlapping (else run now)."""
+        if self.overlap_update and self.epoch < self._last_epoch:
+            if self._background is None:
+                self._background = ThreadPoolExecutor(1, thread_name_prefix="keras-vpg-update")
+            return self._background.submit(self.trainer.update_value, batch)
+        done = Future()
+        done.set_result(self.trainer.update_value(batch))
+        return done
+
+    def _between_chunks(self, steps: int) -> bool:
+        """Called by the collector: end the updating epoch if its value steps are done."""
+        if self._updating is not None and self._updating.value_steps.done():
+            if self._end_epoch(wait=False):
+                return True
+        if self._updating is None and self._progress_bar is not None:
+            self._progress_bar.on_collect_progress(steps)
+        return False
+
+    def _end_epoch(self, wait: bool) -> bool:
+        """4. Log and checkpoint the updating epoch, then begin the next; True to stop."""
+        updating, self._updating = self._updating, None
+        if updating is None:
+            return False
+        start = time.perf_counter()
+        value_metrics = updating.value_steps.result()  # re-raises the thread's exception
+        if wait:
+            self._update_seconds += time.perf_counter() - start
+        epoch = updating.epoch
+        now = time.perf_counter()
+        metrics = {**updating.policy_metrics, **value_metrics}
+        logs = self._epoch_logs(updating.rollout, {k: metrics[k] for k in UPDATE_METRICS},
+                                now - self._clock)
+        self._clock = now
+        self.logger.dump_tabular({"Epoch": epoch, **logs})
+        self.epoch = epoch + 1
+        self._callbacks.on_epoch_end(epoch, logs)
+        stop = mpi.broadcast_object(bool(self.ac.stop_training))
+        if (epoch + 1) % self.save_freq == 0 or epoch == self._last_epoch or stop:
+            self.logger.save_model(self.ac, epoch)
+        if not stop and epoch < self._last_epoch:
+            self._callbacks.on_epoch_begin(epoch + 1)
+        return stop
 
     def _update_obs_normalizer(self, obs: np.ndarray) -> None:
         """Merge this epoch's observations (all ranks) into the running statistics."""
@@ -275,8 +363,11 @@ class VPG:
         return {k: (v if isinstance(v, int) else float(v)) for k, v in logs.items()}
 
     def close(self) -> None:
-        """Close the environments (``AsyncVectorEnv`` subprocesses included)."""
+        """Close the environments (``AsyncVectorEnv`` subprocesses included), end the thread."""
         self.envs.close()
+        if self._background is not None:
+            self._background.shutdown()
+            self._background = None
 
     # -- saving -------------------------------------------------------------------------
     def save(self, filepath: str) -> None:
@@ -363,6 +454,10 @@ def _check_arguments(config: dict[str, Any]) -> None:
             raise TypeError(f"{name} must be a dict, got {config[name]!r}")
     if not isinstance(config["normalize_obs"], bool):
         raise TypeError(f"normalize_obs must be True or False, got {config['normalize_obs']!r}")
+    if config["overlap_update"] not in (None, True, False):
+        raise TypeError(
+            f"overlap_update must be True, False or None, got {config['overlap_update']!r}"
+        )
     if config["vector_mode"] not in VECTOR_MODES:
         raise ValueError(
             f"vector_mode must be one of {VECTOR_MODES}, got {config['vector_mode']!r}"

@@ -2,12 +2,14 @@
 
 The buffer holds ``T`` steps of ``N`` vectorized environments as arrays of
 shape ``(T, N, ...)``; each environment's column is cut into paths (episode
-segments) by :meth:`VPGBuffer.finish_path`.
+segments). During collection only the path ends are recorded
+(:meth:`VPGBuffer.end_path`); :meth:`VPGBuffer.compute_advantages` then computes
+every value in one batched call and finishes each path (:meth:`VPGBuffer.finish_path`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -76,35 +78,114 @@ class VPGBuffer:
         self.num_envs = num_envs
         self.ptr = 0
         self.path_start = np.zeros(num_envs, dtype=np.int64)
+        # Path ends recorded during collection: (env, end row, final obs or None).
+        self._ends: list[tuple[int, int, np.ndarray | None]] = []
+        self._last_end = np.zeros(num_envs, dtype=np.int64)
 
-    def store(self, obs, act, rew, val, logp) -> None:
-        """Append one row: arrays with leading dimension ``N``."""
+    def store(self, obs, act, rew, logp, val=None) -> None:
+        """Append one row: arrays with leading dimension ``N``.
+
+        ``val`` may be left out when :meth:`compute_advantages` computes the
+        values after collection.
+        """
         if self.ptr >= self.max_size:
             raise RuntimeError("VPGBuffer is full: call get() before storing more steps")
         t = self.ptr
         self.obs[t] = obs
         self.act[t] = act
         self.rew[t] = rew
-        self.val[t] = val
         self.logp[t] = logp
+        if val is not None:
+            self.val[t] = val
         self.ptr += 1
 
-    def finish_path(self, env_index: int, last_val: float = 0.0) -> None:
-        """Close the current path of environment ``env_index``.
+    def end_path(self, env_index: int, final_obs: np.ndarray | None = None) -> None:
+        """Record that environment ``env_index``'s path ends at the current row.
+
+        ``final_obs`` is the true final observation of a truncated or cut-off
+        path (bootstrapped with its value), ``None`` for a terminated episode
+        (bootstrapped with 0). Nothing is recorded if the path is empty.
+        """
+        if self._last_end[env_index] == self.ptr:
+            return
+        self._ends.append((env_index, self.ptr, final_obs))
+        self._last_end[env_index] = self.ptr
+
+    def end_open_paths(self, obs: np.ndarray) -> None:
+        """Epoch cut-off: end every open path, bootstrapped with V of ``obs[env]`` ``(N, *O)``."""
+        for i in np.flatnonzero(self._last_end < self.ptr):
+            self.end_path(int(i), np.array(obs[i], dtype=np.float32))
+
+    def compute_advantages(self, value_fn: Callable[[np.ndarray], np.ndarray]) -> None:
+        """Values of every stored observation and recorded final observation, then GAE.
+
+        ``value_fn`` maps observations ``(K, *O)`` to values ``(K,)``; it is called
+        twice (the ``T * N`` stored rows, then the bootstrap observations).
+        """
+        rows = self.ptr * self.num_envs
+        self.val[: self.ptr] = np.asarray(
+            value_fn(self.obs[: self.ptr].reshape((rows,) + self.obs.shape[2:]))
+        ).reshape(self.ptr, self.num_envs)
+        bootstrap = [k for k, (_, _, final) in enumerate(self._ends) if final is not None]
+        last_vals = [0.0] * len(self._ends)
+        if bootstrap:
+            finals = np.stack([self._ends[k][2] for k in bootstrap]).astype(np.float32)
+            for k, v in zip(bootstrap, np.asarray(value_fn(finals)).tolist()):
+                last_vals[k] = v
+        paths: dict[int, list[tuple[int, float]]] = {}
+        for (env_index, end, _), last_val in zip(self._ends, last_vals):
+            paths.setdefault(env_index, []).append((end, last_val))
+        self._ends.clear()
+        for env_index, ends in paths.items():  # one column at a time: no per-path numpy work
+            start = int(self.path_start[env_index])
+            rews = self.rew[start : self.ptr, env_index].tolist()
+            vals = self.val[start : self.ptr, env_index].tolist()
+            adv, ret = [0.0] * len(rews), [0.0] * len(rews)
+            path_start = 0
+            for end, last_val in ends:
+                self._gae(rews, vals, path_start, end - start, last_val, adv, ret)
+                path_start = end - start
+            last = start + path_start
+            self.adv[start:last, env_index] = adv[:path_start]
+            self.ret[start:last, env_index] = ret[:path_start]
+            self.path_start[env_index] = last
+            self._last_end[env_index] = max(self._last_end[env_index], last)
+
+    def finish_path(self, env_index: int, last_val: float = 0.0, end: int | None = None) -> None:
+        """Close the path of environment ``env_index`` that ends at row ``end`` (default: now).
 
         ``last_val`` is 0 when the episode terminated, else V of the true final
         observation (truncation, ``max_ep_len`` or the epoch cut-off), so the
-        return is bootstrapped beyond the cut.
+        return is bootstrapped beyond the cut. ``self.val`` must hold the path's values.
         """
-        start, end = int(self.path_start[env_index]), self.ptr
+        start, end = int(self.path_start[env_index]), self.ptr if end is None else end
+        self._last_end[env_index] = max(self._last_end[env_index], end)
         if end == start:
             return
-        rews = np.append(self.rew[start:end, env_index], last_val).astype(np.float64)
-        vals = np.append(self.val[start:end, env_index], last_val).astype(np.float64)
-        deltas = rews[:-1] + self.gamma * vals[1:] - vals[:-1]
-        self.adv[start:end, env_index] = discount_cumsum(deltas, self.gamma * self.lam)
-        self.ret[start:end, env_index] = discount_cumsum(rews, self.gamma)[:-1]
+        rews = self.rew[start:end, env_index].tolist()
+        vals = self.val[start:end, env_index].tolist()
+        adv, ret = [0.0] * len(rews), [0.0] * len(rews)
+        self._gae(rews, vals, 0, len(rews), last_val, adv, ret)
+        self.adv[start:end, env_index] = adv
+        self.ret[start:end, env_index] = ret
         self.path_start[env_index] = end
+
+    def _gae(self, rews, vals, start, end, last_val, adv, ret) -> None:
+        """GAE-Lambda advantages and rewards-to-go of ``rews[start:end]`` into ``adv``, ``ret``.
+
+        Python floats (float64), backwards: ``delta_t = r_t + gamma * V_{t+1} - V_t``,
+        ``adv_t = delta_t + gamma * lam * adv_{t+1}``, ``ret_t = r_t + gamma * ret_{t+1}``,
+        with ``V`` and ``ret`` beyond the path equal to ``last_val``.
+        """
+        gamma, gamma_lam = self.gamma, self.gamma * self.lam
+        next_val = running_ret = float(last_val)
+        running_adv = 0.0
+        for t in range(end - 1, start - 1, -1):
+            reward, val = rews[t], vals[t]
+            running_adv = reward + gamma * next_val - val + gamma_lam * running_adv
+            running_ret = reward + gamma * running_ret
+            adv[t], ret[t] = running_adv, running_ret
+            next_val = val
 
     def unfinished_envs(self) -> np.ndarray:
         """Indices of environments whose current path holds steps not yet finished."""
@@ -114,22 +195,26 @@ class VPGBuffer:
         """All ``T * N`` steps, flattened, with advantages normalized across ranks.
 
         Every path must be finished. Returns a dict with ``obs (M, *O)``,
-        ``act (M, ...)``, ``ret (M,)``, ``adv (M,)`` and ``logp (M,)``, ``M = T * N``.
-        Resets the buffer for the next epoch.
+        ``act (M, ...)``, ``ret (M,)``, ``adv (M,)`` and ``logp (M,)``, ``M = T * N``
+        (copies, not views). Resets the buffer for the next epoch.
         """
         if self.ptr != self.max_size:
             raise RuntimeError(f"VPGBuffer holds {self.ptr} of {self.max_size} rows; not full")
         if len(self.unfinished_envs()):
-            raise RuntimeError("finish_path must be called for every env before get()")
+            raise RuntimeError(
+                "every path must be finished (compute_advantages or finish_path) before get()"
+            )
         self.ptr = 0
         self.path_start[:] = 0
+        self._last_end[:] = 0
         size = self.max_size * self.num_envs
         adv_mean, adv_std = mpi.mpi_statistics_scalar(self.adv)
         adv = (self.adv - adv_mean) / (adv_std + 1e-8)
+        # Copies: the next epoch refills the buffer while this batch may still train.
         return {
-            "obs": self.obs.reshape((size,) + self.obs.shape[2:]),
-            "act": self.act.reshape((size,) + self.act.shape[2:]),
-            "ret": self.ret.reshape(size),
+            "obs": self.obs.reshape((size,) + self.obs.shape[2:]).copy(),
+            "act": self.act.reshape((size,) + self.act.shape[2:]).copy(),
+            "ret": self.ret.reshape(size).copy(),
             "adv": adv.reshape(size).astype(np.float32),
-            "logp": self.logp.reshape(size),
+            "logp": self.logp.reshape(size).copy(),
         }

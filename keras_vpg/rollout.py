@@ -53,8 +53,14 @@ class EpochRollout:
 class RolloutCollector:
     """Steps a vector env with a batched policy and fills a :class:`VPGBuffer`.
 
-    Episodes run on across epochs; at the epoch's end each unfinished path is
-    cut and bootstrapped with V of the current observation.
+    Each step stores observations, actions, rewards and log-probs and records
+    where paths end; the values (of the stored observations and of the true
+    final observations that bootstrap truncated paths) are computed afterwards
+    in one batched call by :meth:`VPGBuffer.compute_advantages`. The value
+    function is the same during the whole collection, so this gives the values
+    a per-step call would, and it leaves the value network free to be trained
+    meanwhile. Episodes run on across epochs; at the epoch's end each
+    unfinished path is cut and bootstrapped with V of the current observation.
 
     With a ``SyncVectorEnv`` (``SAME_STEP`` autoreset, as :func:`make_vector_env`
     makes), the collector steps the sub-environments itself: the same calls in
@@ -69,8 +75,7 @@ class RolloutCollector:
     envs : gymnasium.vector.VectorEnv
         Made by :func:`make_vector_env` (``SAME_STEP`` autoreset).
     trainer : keras_vpg.trainers.Trainer
-        Its ``policy_step(obs (N, *O))`` gives numpy ``(action, value (N,), logp (N,))``
-        and ``value(obs (K, *O))`` numpy ``(K,)``.
+        Its ``sample(obs (N, *O))`` gives numpy ``(action, logp (N,))``.
     buffer : VPGBuffer
     seed : int
         Seeds the envs' first reset and the action space.
@@ -79,62 +84,65 @@ class RolloutCollector:
     def __init__(self, envs, trainer, buffer: VPGBuffer, seed: int):
         self.envs = envs
         self.trainer = trainer
-        self.policy_step = trainer.policy_step
-        self.value_fn = trainer.value
         self.buffer = buffer
         self.to_env_action = _env_action_fn(envs.single_action_space)
         envs.action_space.seed(seed)
         self.obs, _ = envs.reset(seed=seed)
         self.ep_ret = np.zeros(envs.num_envs, dtype=np.float64)
-        # Episode lengths as differences of a running row count (rows stepped before
-        # this epoch + buffer.ptr), so nothing is counted per step.
+        # Episode lengths as differences of a running row count (rows of earlier
+        # epochs + buffer.ptr), so nothing is counted per step.
         self._rows_before = 0
         self._ep_start = np.zeros(envs.num_envs, dtype=np.int64)
+        self._stats = EpochRollout()
         self._direct = isinstance(envs, SyncVectorEnv) and (
             getattr(envs, "autoreset_mode", None) == AutoresetMode.SAME_STEP
         )
 
     def collect(
-        self, progress: Callable[[int], None] | None = None, every: int = 0
-    ) -> EpochRollout:
-        """Fill the buffer with one epoch; ``progress(steps)`` is called every ``every`` rows."""
-        self.trainer.begin_collection()
-        try:
-            return self._collect(progress, every)
-        finally:
-            self.trainer.end_collection()
+        self, between_chunks: Callable[[int], bool] | None = None, every: int = 0
+    ) -> EpochRollout | None:
+        """Fill the buffer with one epoch (continuing a partly filled one).
 
-    def _collect(self, progress, every) -> EpochRollout:
-        buffer, stats = self.buffer, EpochRollout()
-        num_envs = self.envs.num_envs
+        ``between_chunks(steps)`` is called every ``every`` rows with the env
+        steps collected so far this epoch; if it returns True, collection stops
+        there and ``None`` is returned (the rows stay: the next call goes on
+        from them). Returns the epoch's statistics once the buffer is full,
+        with every path end recorded (values not yet computed).
+        """
+        buffer = self.buffer
+        if buffer.ptr == 0 and self._stats.env_steps:  # the previous epoch was used
+            self._rows_before += self._stats.env_steps // self.envs.num_envs
+            self._stats = EpochRollout()
         rows = buffer.max_size
-        every = every if progress is not None and every and every > 0 else rows
+        every = every if between_chunks is not None and every > 0 else rows
+        while buffer.ptr < rows:
+            self.trainer.begin_collection()
+            try:
+                self._collect_rows(min(buffer.ptr + every, rows))
+            finally:
+                self.trainer.end_collection()
+            # Outside the collection: a callback here sees (and may change) the model.
+            if between_chunks is not None and between_chunks(buffer.ptr * self.envs.num_envs):
+                return None
+        buffer.end_open_paths(np.asarray(self.obs))  # epoch cut-off: bootstrap with V(obs)
+        self._stats.env_steps = rows * self.envs.num_envs
+        return self._stats
+
+    def _collect_rows(self, end: int) -> None:
+        buffer, stats = self.buffer, self._stats
         step = self._step_direct if self._direct else self._step_vector
-        policy_step, to_env_action, store = self.policy_step, self.to_env_action, buffer.store
+        sample, to_env_action, store = self.trainer.sample, self.to_env_action, buffer.store
         ep_ret = self.ep_ret
         obs = self.obs
-        for chunk_start in range(0, rows, every):
-            chunk_end = min(chunk_start + every, rows)
-            for _ in range(chunk_start, chunk_end):
-                action, value, logp = policy_step(obs)
-                next_obs, reward, done, final = step(to_env_action(action))
-                store(obs, action, reward, value, logp)
-                ep_ret += reward
-                if done:  # [(env index, terminated)] of finished episodes
-                    self._finish_episodes(done, final, stats)
-                obs = next_obs
-            self.obs = obs
-            if progress is not None:
-                progress(chunk_end * num_envs)
-        # Epoch cut-off: bootstrap every path still open with V(current obs).
-        open_envs = buffer.unfinished_envs()
-        if len(open_envs):
-            last_vals = self.value_fn(np.asarray(self.obs)[open_envs])
-            for i, last_val in zip(open_envs, last_vals):
-                buffer.finish_path(int(i), float(last_val))
-        stats.env_steps = rows * num_envs
-        self._rows_before += rows
-        return stats
+        for _ in range(buffer.ptr, end):
+            action, logp = sample(obs)
+            next_obs, reward, done, final = step(to_env_action(action))
+            store(obs, action, reward, logp)
+            ep_ret += reward
+            if done:  # [(env index, terminated)] of finished episodes
+                self._finish_episodes(done, final, stats)
+            obs = next_obs
+        self.obs = obs
 
     @property
     def ep_len(self) -> np.ndarray:
@@ -179,14 +187,9 @@ class RolloutCollector:
     def _finish_episodes(self, done, finals, stats: EpochRollout) -> None:
         # Truncated episodes bootstrap with V of the real final observation (not the
         # next episode's reset observation); terminated ones with 0.
-        cut = [k for k, (_, terminated) in enumerate(done) if not terminated]
-        last_vals = {}
-        if cut:
-            final_obs = np.stack([finals[k] for k in cut]).astype(np.float32)
-            last_vals = dict(zip(cut, self.value_fn(final_obs).tolist()))
         now = self._rows_before + self.buffer.ptr  # rows stepped, this one included
-        for k, (i, _) in enumerate(done):
-            self.buffer.finish_path(i, last_vals.get(k, 0.0))
+        for (i, terminated), final in zip(done, finals):
+            self.buffer.end_path(i, None if terminated else np.array(final, dtype=np.float32))
             stats.episode_returns.append(float(self.ep_ret[i]))
             stats.episode_lengths.append(int(now - self._ep_start[i]))
             self.ep_ret[i] = 0.0

@@ -12,6 +12,7 @@ import pytest
 from conftest import ScriptedEnv
 
 import keras_vpg
+from keras_vpg import mpi
 from keras_vpg.logger import PROGRESS_COLUMNS
 
 SPINNING_UP_COLUMNS = list(PROGRESS_COLUMNS[:18])
@@ -113,6 +114,7 @@ def test_same_seed_same_progress_different_seed_differs(tmp_path):
     (dict(steps_per_epoch=2.5), "steps_per_epoch", TypeError),
     (dict(vector_mode="threads"), "vector_mode", ValueError),
     (dict(steps_per_epoch=3, num_envs=4), "steps_per_epoch", ValueError),
+    (dict(overlap_update="yes"), "overlap_update", TypeError),
 ])
 def test_bad_arguments_name_the_parameter(kwargs, name, error, tmp_path):
     with pytest.raises(error, match=name):
@@ -164,3 +166,69 @@ def test_async_vector_envs_count_every_env(tmp_path):
         agent.close()
     assert history.history["TotalEnvInteracts"] == [400, 800]
     assert all(length > 5 for length in history.history["EpLen"])
+
+
+def progress_rows(path):
+    """progress.txt rows without the wall-clock columns."""
+    _, rows = read_progress(path)
+    return [{k: v for k, v in r.items() if k not in ("Time", "StepsPerSecond")} for r in rows]
+
+
+def overlap_run(tmp_path, name, overlap, fits, callbacks=()):
+    """A small CartPole run; ``fits`` is the list of ``epochs`` of successive fit calls."""
+    agent = keras_vpg.VPG(cartpole, seed=3, steps_per_epoch=200, num_envs=2, train_v_iters=5,
+                          ac_kwargs=dict(hidden_sizes=(16,)), overlap_update=overlap,
+                          save_freq=100, logger_kwargs=dict(output_dir=str(tmp_path / name)))
+    histories = [agent.fit(epochs=n, verbose=0, callbacks=list(callbacks)) for n in fits]
+    return agent, histories, progress_rows(tmp_path / name / "progress.txt")
+
+
+class RecordEpochs(keras.callbacks.Callback):
+    """Records the order of epoch callbacks; stops training at the end of ``stop_at``."""
+
+    def __init__(self, stop_at=None):
+        super().__init__()
+        self.events, self.stop_at = [], stop_at
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.events.append(("begin", epoch))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.events.append(("end", epoch))
+        if epoch == self.stop_at:
+            self.model.stop_training = True
+
+
+def test_overlapped_value_steps_give_the_sequential_results(tmp_path):
+    # The value steps of epoch k run while epoch k + 1 is collected: same numbers as
+    # one after the other, and the callbacks still alternate begin/end in order.
+    record = RecordEpochs()
+    agent, _, overlapped = overlap_run(tmp_path, "overlap", True, [4], [record])
+    assert agent.overlap_update is True
+    _, _, sequential = overlap_run(tmp_path, "sequential", False, [4])
+    assert len(overlapped) == 4
+    assert overlapped == sequential
+    assert record.events == [(kind, e) for e in range(4) for kind in ("begin", "end")]
+    agent.close()
+
+
+def test_stopping_while_the_next_epoch_collects_keeps_its_steps_for_the_next_fit(tmp_path):
+    # stop_training at the end of epoch 1 arrives while epoch 2 is being collected
+    # (overlap) -- its steps are kept, and a second fit goes on exactly as one fit would.
+    record = RecordEpochs(stop_at=1)
+    agent, (first, second), resumed = overlap_run(tmp_path, "stopped", True, [5, 2], [record])
+    assert len(first.history["LossV"]) == 2 and len(second.history["LossV"]) == 2
+    assert second.history["TotalEnvInteracts"] == [600, 800]
+    _, _, straight = overlap_run(tmp_path, "straight", True, [4])
+    assert resumed == straight
+    assert record.events[:4] == [("begin", 0), ("end", 0), ("begin", 1), ("end", 1)]
+    assert record.events[4:] == [("begin", 2), ("end", 2), ("begin", 3), ("end", 3)]
+    agent.close()
+
+
+def test_overlap_is_on_only_where_the_backend_gains(tmp_path):
+    agent = keras_vpg.VPG(cartpole, steps_per_epoch=40, train_v_iters=1,
+                          logger_kwargs=dict(output_dir=str(tmp_path / "run")))
+    expected = agent.trainer.overlaps_collection and mpi.usable_cores() >= 2
+    assert agent.overlap_update == expected
+    assert agent.trainer.overlaps_collection == (keras.backend.backend() == "jax")

@@ -43,7 +43,7 @@ def test_gae_terminated_truncated_and_cutoff_paths_over_three_envs():
     # env 2: one path cut off at the epoch end (V=2.0)
     ends = {(2, 0): 0.0, (4, 1): 1.7}
     for t in range(steps):
-        buf.store(np.zeros((num_envs, 2)), np.zeros(num_envs), rews[t], vals[t], np.zeros(num_envs))
+        buf.store(np.zeros((num_envs, 2)), np.zeros(num_envs), rews[t], np.zeros(num_envs), vals[t])
         for (end_t, env), last_val in ends.items():
             if t == end_t:
                 buf.finish_path(env, last_val)
@@ -71,34 +71,38 @@ def test_buffer_rejects_misuse():
     with pytest.raises(RuntimeError, match="not full"):
         buf.get()
     for _ in range(2):
-        buf.store(np.zeros((1, 1)), np.zeros(1), np.ones(1), np.zeros(1), np.zeros(1))
+        buf.store(np.zeros((1, 1)), np.zeros(1), np.ones(1), np.zeros(1))
     with pytest.raises(RuntimeError, match="full"):
-        buf.store(np.zeros((1, 1)), np.zeros(1), np.ones(1), np.zeros(1), np.zeros(1))
+        buf.store(np.zeros((1, 1)), np.zeros(1), np.ones(1), np.zeros(1))
     with pytest.raises(RuntimeError, match="finish_path"):
         buf.get()
 
 
-def collect_scripted(num_envs, steps_per_env, terminate_at, max_ep_len):
-    """Run RolloutCollector on ScriptedEnv with V(obs) = 10 * obs[0] + 1 (a known function)."""
+def value_fn(obs):
+    """The scripted value function V(obs) = 10 * obs[0] + 1 (a known function)."""
+    return 10.0 * obs[:, 0] + 1.0
+
+
+def scripted_collector(num_envs, steps_per_env, terminate_at, max_ep_len):
+    """A RolloutCollector on ScriptedEnv with a fixed policy (action 0)."""
     envs = make_vector_env(lambda: ScriptedEnv(terminate_at), num_envs, max_ep_len)
-    calls = []
-
-    def value_fn(obs):
-        calls.append(np.array(obs))
-        return 10.0 * obs[:, 0] + 1.0
-
-    def policy_step(obs):
-        return np.zeros(len(obs), np.int32), value_fn(obs), np.zeros(len(obs), np.float32)
 
     class ScriptedTrainer(Trainer):
-        def __init__(self):  # no model: a fixed policy and a known value function
+        def __init__(self):  # no model: a fixed policy
             pass
 
-    trainer = ScriptedTrainer()
-    trainer.policy_step, trainer.value = policy_step, value_fn
+        def sample(self, obs):
+            return np.zeros(len(obs), np.int32), np.zeros(len(obs), np.float32)
+
     buf = VPGBuffer((2,), (), np.int32, steps_per_env, num_envs, GAMMA, LAM)
-    collector = RolloutCollector(envs, trainer, buf, seed=0)
+    return RolloutCollector(envs, ScriptedTrainer(), buf, seed=0), buf
+
+
+def collect_scripted(num_envs, steps_per_env, terminate_at, max_ep_len):
+    """Collect one epoch and compute its values (V = :func:`value_fn`) and advantages."""
+    collector, buf = scripted_collector(num_envs, steps_per_env, terminate_at, max_ep_len)
     stats = collector.collect()
+    buf.compute_advantages(value_fn)
     return buf, stats
 
 
@@ -110,6 +114,7 @@ def test_rollout_stores_no_reset_transition_and_bootstraps_truncation(num_envs):
     assert set(np.unique(buf.obs[:, :, 0])) == {0.0, 1.0, 2.0}
     assert stats.episode_returns == [6.0] * (2 * num_envs)  # 1 + 2 + 3, two full episodes
     assert stats.episode_lengths == [3] * (2 * num_envs)
+    np.testing.assert_allclose(buf.val, value_fn(buf.obs.reshape(-1, 2)).reshape(7, num_envs))
     for env in range(num_envs):
         # Rows 0-2 and 3-5 are terminated episodes (bootstrap 0); row 6 is cut off
         # at the epoch end and bootstraps V(obs after it) = 10 * 1 + 1.
@@ -139,3 +144,28 @@ def test_one_and_four_envs_give_the_same_per_env_semantics():
     for env in range(4):
         np.testing.assert_allclose(four.adv[:, env], one.adv[:, 0], rtol=1e-6)
         np.testing.assert_allclose(four.ret[:, env], one.ret[:, 0], rtol=1e-6)
+
+
+def test_collection_stopped_between_chunks_resumes_where_it_stopped():
+    # Stopping after the first chunk and collecting again gives the same buffer and
+    # statistics as one uninterrupted collection.
+    whole, whole_buf = scripted_collector(2, 9, terminate_at=4, max_ep_len=None)
+    whole_stats = whole.collect()
+    parts, parts_buf = scripted_collector(2, 9, terminate_at=4, max_ep_len=None)
+    seen = []
+    assert parts.collect(lambda steps: seen.append(steps) or True, every=3) is None
+    assert seen == [6] and parts_buf.ptr == 3
+    parts_stats = parts.collect(lambda steps: seen.append(steps) or False, every=3)
+    assert seen == [6, 12, 18]
+    assert parts_stats.episode_returns == whole_stats.episode_returns
+    assert parts_stats.episode_lengths == whole_stats.episode_lengths == [4] * 4
+    assert parts_stats.env_steps == whole_stats.env_steps == 18
+    for buf in (whole_buf, parts_buf):
+        buf.compute_advantages(value_fn)
+    np.testing.assert_array_equal(parts_buf.obs, whole_buf.obs)
+    np.testing.assert_allclose(parts_buf.adv, whole_buf.adv)
+    np.testing.assert_allclose(parts_buf.ret, whole_buf.ret)
+    # A full buffer is returned as it is until get() frees it; then lengths run on.
+    assert parts.collect() is parts_stats
+    parts_buf.get()
+    assert parts.collect().episode_lengths == [4] * 4

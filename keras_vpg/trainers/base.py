@@ -1,9 +1,9 @@
 """The trainer interface and the losses every backend shares.
 
-A trainer owns the compiled functions of one backend: the batched policy
-call used during collection and the per-epoch update (one policy-gradient
-step, then ``train_v_iters`` value steps). Backend differences live only in
-``keras_vpg/trainers/<backend>.py``.
+A trainer owns the compiled functions of one backend: the batched sampling
+call used during collection, the batched value call, and the per-epoch update
+(one policy-gradient step, then ``train_v_iters`` value steps, as two calls).
+Backend differences live only in ``keras_vpg/trainers/<backend>.py``.
 """
 
 from __future__ import annotations
@@ -65,23 +65,26 @@ def update_shards(allreduce) -> int:
     return 2 if usable_cores() >= 2 else 1
 
 
-def metrics_after_update(ac: ActorCritic, batch, loss_pi_old, loss_v_old, entropy_old):
-    """The epoch's update statistics, measured with the updated parameters.
+def policy_metrics(ac: ActorCritic, batch, loss_pi_old, entropy_old):
+    """The policy step's statistics, measured with the updated policy parameters.
 
     ``KL`` is the sample estimate ``mean(logp_old - logp_new)`` over the batch, and
-    the deltas are new loss minus old loss (Spinning Up computes both before the
-    update, so its logs read ~0).
+    ``DeltaLossPi`` is new loss minus old loss (Spinning Up computes both before
+    the update, so its logs read ~0).
     """
     loss_pi_new, logp_new, _ = policy_loss(ac, batch["obs"], batch["act"], batch["adv"])
-    loss_v_new = value_loss(ac, batch["obs"], batch["ret"])
     return {
         "LossPi": loss_pi_old,
-        "LossV": loss_v_old,
         "DeltaLossPi": loss_pi_new - loss_pi_old,
-        "DeltaLossV": loss_v_new - loss_v_old,
         "Entropy": ops.mean(entropy_old),
         "KL": ops.mean(batch["logp"] - logp_new),
     }
+
+
+def value_metrics(ac: ActorCritic, batch, loss_v_old):
+    """``LossV`` before and ``DeltaLossV`` (new minus old) after the value steps."""
+    loss_v_new = value_loss(ac, batch["obs"], batch["ret"])
+    return {"LossV": loss_v_old, "DeltaLossV": loss_v_new - loss_v_old}
 
 
 class Trainer:
@@ -118,10 +121,14 @@ class Trainer:
         pi_optimizer.build(self.pi_variables)
         vf_optimizer.build(self.v_variables)
 
-    def policy_step(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    #: Whether the value steps run well in a background thread while the next
+    #: epoch is collected (measured per backend; see the backend modules).
+    overlaps_collection = False
+
+    def sample(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Sample actions for a batch of observations ``(B, *O)``.
 
-        Returns numpy ``(action (B, ...), value (B,), logp (B,))``.
+        Returns numpy ``(action (B, ...), logp (B,))``.
         """
         raise NotImplementedError
 
@@ -129,17 +136,32 @@ class Trainer:
         """Values of a batch of observations, numpy ``(B,)``."""
         raise NotImplementedError
 
-    def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
-        """One policy step and ``train_v_iters`` value steps on the whole batch.
+    def update_policy(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+        """One policy-gradient step on the whole batch.
 
         ``batch`` has ``obs (M, *O)``, ``act (M, ...)``, ``adv (M,)``, ``ret (M,)``
         and ``logp (M,)`` (log-probs under the policy that collected the data).
-        Returns floats keyed by :data:`UPDATE_METRICS` (local to this rank).
+        Returns ``LossPi``, ``DeltaLossPi``, ``Entropy`` and ``KL`` (floats, this rank).
+        Changes only the policy's variables and its optimizer's.
         """
         raise NotImplementedError
 
+    def update_value(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+        """``train_v_iters`` value-function steps on the whole batch (``obs`` and ``ret``).
+
+        Returns ``LossV`` and ``DeltaLossV`` (floats, this rank). Changes only the
+        value function's variables and its optimizer's, so it may run in another
+        thread while :meth:`sample` is called (see :attr:`overlaps_collection`).
+        """
+        raise NotImplementedError
+
+    def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+        """:meth:`update_policy`, then :meth:`update_value`; floats keyed by UPDATE_METRICS."""
+        metrics = {**self.update_policy(batch), **self.update_value(batch)}
+        return {k: metrics[k] for k in UPDATE_METRICS}
+
     def begin_collection(self) -> None:
-        """Called before a run of :meth:`policy_step` calls (a trainer may cache state)."""
+        """Called before a run of :meth:`sample` calls (a trainer may cache state)."""
 
     def end_collection(self) -> None:
         """Called after it: write any cached state back into the Keras variables."""
@@ -172,16 +194,16 @@ def requested_threads() -> int | None:
     return threads
 
 
-def unpack_policy_step(bits: np.ndarray, batch: int, action_shape: tuple, action_dtype):
-    """``(action, value, logp)`` from a packed ``uint32`` policy-step output.
+def unpack_sample(bits: np.ndarray, batch: int, action_shape: tuple, action_dtype):
+    """``(action, logp)`` from a packed ``uint32`` sampling output.
 
-    The compiled step returns one flat vector (one device-to-host copy): the
+    The compiled call returns one flat vector (one device-to-host copy): the
     actions' bits ``(batch, *action_shape)`` of 32-bit ``action_dtype``, then
-    ``batch`` float32 values, then ``batch`` float32 log-probs.
+    ``batch`` float32 log-probs.
     """
     end = batch * int(np.prod(action_shape, dtype=int))
     action = bits[:end].view(action_dtype).reshape((batch, *action_shape))
-    return action, bits[end : end + batch].view(np.float32), bits[end + batch :].view(np.float32)
+    return action, bits[end:].view(np.float32)
 
 
 def flat_concat(tensors):

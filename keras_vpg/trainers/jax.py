@@ -10,9 +10,13 @@ CPU runtime, not by the arithmetic:
   pi net, v net and sampling as one chain, which XLA's thunk executor then runs
   inline instead of spreading independent branches over its thread pool:
   ~60 -> ~25 us per call.
-- One packed ``uint32`` output (seed state, action, value, log-prob bit-cast
-  and concatenated): one host transfer instead of four (returning the seed as a
+- One packed ``uint32`` output (seed state, action, log-prob bit-cast and
+  concatenated): one host transfer instead of three (returning the seed as a
   separate output also defeated the inline execution above).
+
+The value steps release the GIL while XLA runs them, so they overlap well with
+the next epoch's collection (:attr:`BackendTrainer.overlaps_collection`):
+HalfCheetah-v5, 1 env, 494 -> 414 ms per epoch; 8 envs 320 -> 250 ms.
 """
 
 from __future__ import annotations
@@ -28,12 +32,13 @@ from keras import StatelessScope
 from keras_vpg.trainers.base import (
     Trainer,
     flat_concat,
-    metrics_after_update,
     policy_loss,
+    policy_metrics,
     split_like,
-    unpack_policy_step,
+    unpack_sample,
     update_shards,
     value_loss,
+    value_metrics,
 )
 
 #: XLA compiler options of the small per-step functions (see the module docstring).
@@ -97,15 +102,18 @@ class BackendTrainer(Trainer):
     where it would have.
     """
 
+    overlaps_collection = True
+
     def __init__(self, ac, pi_optimizer, vf_optimizer, train_v_iters, allreduce=None):
         super().__init__(ac, pi_optimizer, vf_optimizer, train_v_iters, allreduce)
         self.variables = list(ac.variables)
         self.seed_state = ac.seed_generator.state
         self._seed_index = next(i for i, v in enumerate(self.variables) if v is self.seed_state)
         self._seed_size = int(np.prod(self.seed_state.shape))
-        self._policy_step = _jit_small(self._stateless_policy_step)
+        self._sample = _jit_small(self._stateless_sample)
         self._value = _jit_small(self._stateless_value)
-        self._update = jax.jit(self._stateless_update)
+        self._update_policy = jax.jit(self._stateless_update_policy)
+        self._update_value = jax.jit(self._stateless_update_value)
         self._collection_values = None
         self._action_shape, self._action_dtype = self._probe_action()
 
@@ -113,11 +121,11 @@ class BackendTrainer(Trainer):
     def _mapping(self, values):
         return list(zip(self.variables, values))
 
-    def _stateless_policy_step(self, values, obs):
+    def _stateless_sample(self, values, obs):
         with StatelessScope(state_mapping=self._mapping(values)) as scope:
-            action, value, logp = self.ac.step_tensors(obs.astype("float32"))
+            action, logp = self.ac.sample_tensors(obs.astype("float32"))
             seed = scope.get_current_value(self.seed_state)
-        return jnp.concatenate([_as_u32(seed), _as_u32(action), _as_u32(value), _as_u32(logp)])
+        return jnp.concatenate([_as_u32(seed), _as_u32(action), _as_u32(logp)])
 
     def _stateless_value(self, values, obs):
         with StatelessScope(state_mapping=self._mapping(values)):
@@ -128,7 +136,7 @@ class BackendTrainer(Trainer):
 
         def action_of(values, obs):
             with StatelessScope(state_mapping=self._mapping(values)):
-                return _as_32bit(self.ac.step_tensors(obs)[0])
+                return _as_32bit(self.ac.sample_tensors(obs)[0])
 
         values = [v.value for v in self.variables]
         obs = jax.ShapeDtypeStruct((1, *self.ac.observation_shape), jnp.float32)
@@ -143,24 +151,31 @@ class BackendTrainer(Trainer):
             self.seed_state.assign(self._collection_values[self._seed_index])
         self._collection_values = None
 
-    def policy_step(self, obs):
+    def sample(self, obs):
         values = self._collection_values
         inside = values is not None
         if not inside:  # outside a collection: read the variables, write the seed back
             values = [v.value for v in self.variables]
-        out = np.asarray(self._policy_step(values, obs))
+        out = np.asarray(self._sample(values, obs))
         seed = out[: self._seed_size]
         if inside:
             values[self._seed_index] = seed
         else:
             self.seed_state.assign(seed)
-        return unpack_policy_step(
+        return unpack_sample(
             out[self._seed_size :], obs.shape[0], self._action_shape, self._action_dtype
         )
 
     def value(self, obs):
         values = self._collection_values or [v.value for v in self.variables]
-        return np.asarray(self._value(values, obs))
+        # Rows padded to a power of two: a jitted function compiles once per shape, and
+        # the bootstrap batches (final observations) vary in size from epoch to epoch.
+        obs = np.asarray(obs, dtype=np.float32)
+        rows = obs.shape[0]
+        padded = max(8, 1 << max(rows - 1, 0).bit_length())
+        if padded != rows:
+            obs = np.concatenate([obs, np.zeros((padded - rows, *obs.shape[1:]), np.float32)])
+        return np.asarray(self._value(values, obs))[:rows]
 
     # -- update -------------------------------------------------------------------------
     def _averaged(self, grads):
@@ -172,67 +187,80 @@ class BackendTrainer(Trainer):
         averaged = io_callback(self.allreduce, shape, flat, ordered=True)
         return split_like(averaged, grads)
 
-    def _stateless_update(self, values, pi_opt_values, vf_opt_values, batch):
-        ac = self.ac
+    def _with_values(self, values, idx, new, fn):
+        """``fn()`` with the variables at ``idx`` set to ``new`` (the rest from ``values``)."""
+        current = list(values)
+        for i, value in zip(idx, new):
+            current[i] = value
+        with StatelessScope(state_mapping=self._mapping(current)):
+            return fn()
+
+    def _indices(self, variables):
         index = {id(v): i for i, v in enumerate(self.variables)}
-        pi_idx = [index[id(v)] for v in self.pi_variables]
-        v_idx = [index[id(v)] for v in self.v_variables]
-        shards = update_shards(self.allreduce)
+        return [index[id(v)] for v in variables]
 
-        def with_values(new, idx, fn):
-            current = list(values)
-            for i, value in zip(idx, new):
-                current[i] = value
-            with StatelessScope(state_mapping=self._mapping(current)):
-                return fn()
+    def _stateless_update_policy(self, values, opt_values, batch):
+        ac, idx = self.ac, self._indices(self.pi_variables)
 
-        def pi_loss_fn(pi_values):
-            loss, _, entropy = with_values(
-                pi_values, pi_idx, lambda: policy_loss(ac, batch["obs"], batch["act"], batch["adv"])
+        def loss_fn(pi_values):
+            loss, _, entropy = self._with_values(
+                values, idx, pi_values,
+                lambda: policy_loss(ac, batch["obs"], batch["act"], batch["adv"]),
             )
             return loss, entropy
 
-        def v_loss_fn(v_values):
-            return with_values(
-                v_values, v_idx, lambda: value_loss(ac, batch["obs"], batch["ret"], shards)
-            )
-
-        pi_values = [values[i] for i in pi_idx]
-        (loss_pi, entropy), grads = jax.value_and_grad(pi_loss_fn, has_aux=True)(pi_values)
-        pi_values, pi_opt_values = self.pi_optimizer.stateless_apply(
-            pi_opt_values, self._averaged(grads), pi_values
+        pi_values = [values[i] for i in idx]
+        (loss_pi, entropy), grads = jax.value_and_grad(loss_fn, has_aux=True)(pi_values)
+        pi_values, opt_values = self.pi_optimizer.stateless_apply(
+            opt_values, self._averaged(grads), pi_values
         )
+        metrics = self._with_values(
+            values, idx, pi_values, lambda: policy_metrics(ac, batch, loss_pi, entropy)
+        )
+        return pi_values, opt_values, metrics
+
+    def _stateless_update_value(self, values, opt_values, batch):
+        ac, idx = self.ac, self._indices(self.v_variables)
+        shards = update_shards(self.allreduce)
+
+        def loss_fn(v_values):
+            return self._with_values(
+                values, idx, v_values, lambda: value_loss(ac, batch["obs"], batch["ret"], shards)
+            )
 
         def value_iteration(_, carry):
             v_values, opt_values = carry
-            grads = jax.grad(v_loss_fn)(v_values)
+            grads = jax.grad(loss_fn)(v_values)
             return self.vf_optimizer.stateless_apply(opt_values, self._averaged(grads), v_values)
 
-        v_values = [values[i] for i in v_idx]
-        loss_v_old = v_loss_fn(v_values)
-        v_values, vf_opt_values = jax.lax.fori_loop(
-            0, self.train_v_iters, value_iteration, (v_values, vf_opt_values)
+        v_values = [values[i] for i in idx]
+        loss_v_old = loss_fn(v_values)
+        v_values, opt_values = jax.lax.fori_loop(
+            0, self.train_v_iters, value_iteration, (v_values, opt_values)
         )
+        metrics = self._with_values(
+            values, idx, v_values, lambda: value_metrics(ac, batch, loss_v_old)
+        )
+        return v_values, opt_values, metrics
 
-        new_values = list(values)
-        for idx, updated in ((pi_idx, pi_values), (v_idx, v_values)):
-            for i, value in zip(idx, updated):
-                new_values[i] = value
-        with StatelessScope(state_mapping=self._mapping(new_values)):
-            metrics = metrics_after_update(ac, batch, loss_pi, loss_v_old, entropy)
-        return new_values, pi_opt_values, vf_opt_values, metrics
+    def _run_update(self, update_fn, variables, optimizer, batch):
+        """Run a jitted update; write back only ``variables`` and ``optimizer``'s state.
 
-    def update(self, batch):
+        (Writing back only its own variables is what lets the value steps run in
+        another thread while collection advances the sampling seed.)
+        """
         values = [v.value for v in self.variables]
-        pi_opt = [v.value for v in self.pi_optimizer.variables]
-        vf_opt = [v.value for v in self.vf_optimizer.variables]
+        opt_values = [v.value for v in optimizer.variables]
         batch = {k: jnp.asarray(v) for k, v in batch.items()}
-        values, pi_opt, vf_opt, metrics = self._update(values, pi_opt, vf_opt, batch)
-        for variables, new in (
-            (self.variables, values),
-            (self.pi_optimizer.variables, pi_opt),
-            (self.vf_optimizer.variables, vf_opt),
-        ):
-            for variable, value in zip(variables, new):
-                variable.assign(value)
+        new_values, new_opt, metrics = update_fn(values, opt_values, batch)
+        for variable, value in zip(variables, new_values):
+            variable.assign(value)
+        for variable, value in zip(optimizer.variables, new_opt):
+            variable.assign(value)
         return {k: float(v) for k, v in metrics.items()}
+
+    def update_policy(self, batch):
+        return self._run_update(self._update_policy, self.pi_variables, self.pi_optimizer, batch)
+
+    def update_value(self, batch):
+        return self._run_update(self._update_value, self.v_variables, self.vf_optimizer, batch)
