@@ -11,7 +11,10 @@ shared, noisy machine, ratios are what to compare):
   warm-up epoch (compilation), ``verbose=0``, output to a temporary directory;
   the wall time of the whole ``fit(epochs)`` call;
 - ``ratio``: fit/s over raw/s;
-- ``update``: the share of that wall time spent in ``trainer.update``;
+- ``update``: the share of that wall time the loop spent on the update (values
+  and advantages, the policy step, and the value steps or the wait for them when
+  they overlap the next epoch's collection); ``value ms`` is the value steps' own
+  duration per epoch, in the background or not;
 - ``RSS``: the worker's peak resident memory (``getrusage``), one env per worker;
 - with ``--sb3``, Stable-Baselines3 A2C (same env count, ``torch.set_num_threads(1)``)
   timed in the same worker after the fit, and our fit/s over its steps/s.
@@ -66,7 +69,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--envs", nargs="+", default=list(DEFAULT_ENVS), metavar="ENV_ID")
     parser.add_argument("--num-envs", nargs="+", type=int, default=[1], metavar="N",
                         help="env counts to measure (e.g. --num-envs 1 8)")
-    parser.add_argument("--epochs", type=int, default=3, help="timed epochs after the warm-up")
+    parser.add_argument("--epochs", type=int, default=6,
+                        help="timed epochs after the warm-up (the last epoch of a fit has "
+                             "no next collection to overlap its value steps with)")
     parser.add_argument("--steps-per-epoch", type=int, default=4000)
     parser.add_argument("--raw-seconds", type=float, default=1.0,
                         help="duration of each raw random-action loop")
@@ -129,27 +134,31 @@ def fit_steps_per_second(env_id: str, num_envs: int, epochs: int, steps_per_epoc
         agent = keras_vpg.VPG(lambda: gym.make(env_id), steps_per_epoch=steps_per_epoch,
                               num_envs=num_envs, logger_kwargs=dict(output_dir=tmp))
         agent.fit(epochs=1, verbose=0)  # compile and warm up
-        update = agent.trainer.update
-        update_seconds = [0.0]
+        update_value = agent.trainer.update_value
+        value_seconds = [0.0]
 
-        def timed_update(batch):
+        def timed_update_value(batch):  # its own duration, also when in the background
             start = time.perf_counter()
-            result = update(batch)
-            update_seconds[0] += time.perf_counter() - start
+            result = update_value(batch)
+            value_seconds[0] += time.perf_counter() - start
             return result
 
-        agent.trainer.update = timed_update
+        agent.trainer.update_value = timed_update_value
+        waited_before = agent._update_seconds
         start = time.perf_counter()
         history = agent.fit(epochs=epochs, verbose=0)
         seconds = time.perf_counter() - start
+        waited = agent._update_seconds - waited_before
         steps = agent.steps_per_env * num_envs * epochs * agent.num_procs
         close = getattr(agent, "close", None)
         if close is not None:
             close()
     return {
         "fit_steps_per_s": steps / seconds,
-        "update_share": update_seconds[0] / seconds,
-        "update_ms_per_epoch": 1000 * update_seconds[0] / epochs,
+        "update_share": waited / seconds,
+        "update_ms_per_epoch": 1000 * waited / epochs,
+        "value_steps_ms_per_epoch": 1000 * value_seconds[0] / epochs,
+        "overlap_update": bool(agent.overlap_update),
         "in_loop_steps_per_s": statistics.median(history.history.get("StepsPerSecond", [0.0])),
         "num_procs": agent.num_procs,
     }
@@ -351,11 +360,15 @@ def evaluate_targets(rows: list[dict]) -> list[dict]:
 
 
 HEADER = (f"{'env':<16}{'backend':<12}{'envs':>5}{'raw/s':>10}{'fit/s':>9}{'ratio':>8}"
-          f"{'update':>8}{'RSS MB':>8}{'A2C/s':>8}{'A2C ratio':>10}{'vs A2C':>8}")
+          f"{'update':>8}{'value ms':>9}{'RSS MB':>8}{'A2C/s':>8}{'A2C ratio':>10}{'vs A2C':>8}")
 
 
 def _percent(x) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def _ms(x) -> str:
+    return "n/a" if x is None else f"{x:.0f}"
 
 
 def _format_row(r: dict) -> str:
@@ -363,7 +376,8 @@ def _format_row(r: dict) -> str:
     raw_text = "n/a" if raw is None else f"{raw:.0f}"
     line = (f"{r['env']:<16}{r['backend']:<12}{r['num_envs']:>5}{raw_text:>10}"
             f"{r['fit_steps_per_s']:>9.0f}{_percent(r.get('ratio')):>8}"
-            f"{_percent(r['update_share']):>8}{r['peak_rss_mb']:>8.0f}")
+            f"{_percent(r['update_share']):>8}{_ms(r.get('value_steps_ms_per_epoch')):>9}"
+            f"{r['peak_rss_mb']:>8.0f}")
     sb3 = r.get("sb3_a2c_steps_per_s")
     if sb3:
         line += f"{sb3:>8.0f}{_percent(r.get('sb3_ratio')):>10}{r['vs_sb3']:>7.2f}x"
