@@ -151,7 +151,7 @@ class ActorCritic(keras.Model):
         Standardize observations with running statistics held in a
         non-trainable :class:`ObservationNormalizer` inside the model (so
         ``.keras``, SavedModel and ONNX exports carry it); the agent merges in
-        each epoch's observations before that epoch's update.
+        each epoch's observations after that epoch's update.
 
     Notes
     -----

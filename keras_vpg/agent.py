@@ -98,7 +98,7 @@ class VPG:
         Standardize observations with running statistics (over all ranks) kept
         inside the model, so saved and exported policies carry them. Passed to
         ``actor_critic`` as ``normalize_obs=True``. The statistics take in each
-        epoch's observations before that epoch's update.
+        epoch's observations after that epoch's update.
     overlap_update : bool or None
         Run each epoch's value-function steps in a background thread while the
         next epoch is collected (the policy step comes first, so collection uses
@@ -106,8 +106,9 @@ class VPG:
         results are those of running one after the other). ``None`` (default):
         where measured faster -- the JAX backend, one process, two or more
         cores. Callbacks' ``on_epoch_end`` for epoch ``k`` then runs while epoch
-        ``k + 1`` is being collected, between chunks of env steps. ``True``
-        needs a single process.
+        ``k + 1`` is being collected, between chunks of env steps (a callback
+        that changes the policy there changes it for the rest of that
+        collection). ``True`` needs a single process.
     """
 
     def __init__(
@@ -261,13 +262,21 @@ class VPG:
             callbacks + [history], model=self.ac, epochs=epochs, verbose=verbose
         )
         self.ac.stop_training = False
-        self._updating = None  # (left only by an exception in an earlier fit)
         self._last_epoch = self.epoch + epochs - 1
-        every = max(1, self.steps_per_env // 20)
 
         self._callbacks.on_train_begin()
         self._callbacks.on_epoch_begin(self.epoch)
         self._clock = time.perf_counter()
+        try:
+            self._epochs()
+        except BaseException:
+            self._finish_interrupted_epoch()
+            raise
+        self._callbacks.on_train_end()
+        return history
+
+    def _epochs(self) -> None:
+        every = max(1, self.steps_per_env // 20)
         while True:
             rollout = self.collector.collect(self._between_chunks, every)  # 1. collect
             if rollout is None or self._end_epoch(wait=True):
@@ -275,18 +284,17 @@ class VPG:
             start = time.perf_counter()
             self.buffer.compute_advantages(self.trainer.value)  # 2. values, GAE-Lambda
             batch = self.buffer.get()
-            self._update_obs_normalizer(batch["obs"])
-            # 3. the value steps (in the background when overlapping: they need only
-            #    obs and ret, and change only the value function), one policy step
-            value_steps = self._value_steps(batch)
+            # 3. the value steps (in the background when overlapping: they read and
+            #    change only the value network), one policy step (on the statistics
+            #    that collected the data), then the normalizer takes in the epoch.
+            value_steps = self._value_steps(self.trainer.value_batch(batch))
             policy_metrics = self.trainer.update_policy(batch)
+            self._update_obs_normalizer(batch["obs"])
             self._updating = _Updating(self.epoch, rollout, policy_metrics, value_steps)
             self._update_seconds += time.perf_counter() - start
             if self.epoch == self._last_epoch or not self.overlap_update:
                 if self._end_epoch(wait=True) or self.epoch > self._last_epoch:
                     break
-        self._callbacks.on_train_end()
-        return history
 
     def _value_steps(self, batch) -> Future:
         """The value steps, started in the background when overlapping (else run now)."""
@@ -316,14 +324,7 @@ class VPG:
         value_metrics = updating.value_steps.result()  # re-raises the thread's exception
         if wait:
             self._update_seconds += time.perf_counter() - start
-        epoch = updating.epoch
-        now = time.perf_counter()
-        metrics = {**updating.policy_metrics, **value_metrics}
-        logs = self._epoch_logs(updating.rollout, {k: metrics[k] for k in UPDATE_METRICS},
-                                now - self._clock)
-        self._clock = now
-        self.logger.dump_tabular({"Epoch": epoch, **logs})
-        self.epoch = epoch + 1
+        epoch, logs = self._log_epoch(updating, value_metrics)
         self._callbacks.on_epoch_end(epoch, logs)
         stop = mpi.broadcast_object(bool(self.ac.stop_training))
         if (epoch + 1) % self.save_freq == 0 or epoch == self._last_epoch or stop:
@@ -331,6 +332,31 @@ class VPG:
         if not stop and epoch < self._last_epoch:
             self._callbacks.on_epoch_begin(epoch + 1)
         return stop
+
+    def _log_epoch(self, updating: _Updating, value_metrics: dict[str, float]):
+        """Write the epoch's progress row and count it done; returns ``(epoch, logs)``."""
+        now = time.perf_counter()
+        metrics = {**updating.policy_metrics, **value_metrics}
+        logs = self._epoch_logs(updating.rollout, {k: metrics[k] for k in UPDATE_METRICS},
+                                now - self._clock)
+        self._clock = now
+        self.logger.dump_tabular({"Epoch": updating.epoch, **logs})
+        self.epoch = updating.epoch + 1
+        return updating.epoch, logs
+
+    def _finish_interrupted_epoch(self) -> None:
+        """After an exception in ``fit``: let running value steps finish, and log their epoch.
+
+        Nothing then runs on behind the caller's back, and the next ``fit`` goes on
+        from a consistent model and epoch count (no callbacks: ``fit`` is failing).
+        """
+        updating, self._updating = self._updating, None
+        if updating is None:
+            return
+        try:
+            self._log_epoch(updating, updating.value_steps.result())
+        except Exception:  # the exception already propagating is the one to report
+            pass
 
     def _update_obs_normalizer(self, obs: np.ndarray) -> None:
         """Merge this epoch's observations (all ranks) into the running statistics."""

@@ -200,7 +200,7 @@ class VPGBuffer:
         """
         if self.ptr != self.max_size:
             raise RuntimeError(f"VPGBuffer holds {self.ptr} of {self.max_size} rows; not full")
-        if len(self.unfinished_envs()):
+        if len(self.unfinished_envs()) or self._ends:
             raise RuntimeError(
                 "every path must be finished (compute_advantages or finish_path) before get()"
             )

@@ -144,11 +144,6 @@ class RolloutCollector:
             obs = next_obs
         self.obs = obs
 
-    @property
-    def ep_len(self) -> np.ndarray:
-        """Steps taken so far in each env's current episode."""
-        return self._rows_before + self.buffer.ptr - self._ep_start
-
     # -- one vector step -------------------------------------------------------------------
     # Each returns (next obs (N, *O) float32, rewards (N,) or a scalar for N = 1,
     # [(env index, terminated)] of the episodes that ended, [their true final obs]).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import threading
 
 import gymnasium as gym
 import keras
@@ -174,12 +175,18 @@ def progress_rows(path):
     return [{k: v for k, v in r.items() if k not in ("Time", "StepsPerSecond")} for r in rows]
 
 
-def overlap_run(tmp_path, name, overlap, fits, callbacks=()):
+def overlap_run(tmp_path, name, overlap, fits, callbacks=(), prepare=None):
     """A small CartPole run; ``fits`` is the list of ``epochs`` of successive fit calls."""
     agent = keras_vpg.VPG(cartpole, seed=3, steps_per_epoch=200, num_envs=2, train_v_iters=5,
                           ac_kwargs=dict(hidden_sizes=(16,)), overlap_update=overlap,
-                          save_freq=100, logger_kwargs=dict(output_dir=str(tmp_path / name)))
-    histories = [agent.fit(epochs=n, verbose=0, callbacks=list(callbacks)) for n in fits]
+                          normalize_obs=True, save_freq=100,
+                          logger_kwargs=dict(output_dir=str(tmp_path / name)))
+    if prepare is not None:
+        prepare(agent)
+    histories = []
+    for n in fits:
+        histories.append(agent.fit(epochs=n, verbose=0, callbacks=list(callbacks)))
+    agent.close()
     return agent, histories, progress_rows(tmp_path / name / "progress.txt")
 
 
@@ -199,36 +206,149 @@ class RecordEpochs(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def record_value_step_threads(agent, threads):
+    update_value = agent.trainer.update_value
+
+    def recorded(batch):
+        threads.append(threading.current_thread() is threading.main_thread())
+        return update_value(batch)
+
+    agent.trainer.update_value = recorded
+
+
 def test_overlapped_value_steps_give_the_sequential_results(tmp_path):
-    # The value steps of epoch k run while epoch k + 1 is collected: same numbers as
-    # one after the other, and the callbacks still alternate begin/end in order.
-    record = RecordEpochs()
-    agent, _, overlapped = overlap_run(tmp_path, "overlap", True, [4], [record])
+    # The value steps of epoch k run in a background thread while epoch k + 1 is
+    # collected (the last epoch's have nothing to overlap): same numbers as one
+    # after the other, observation normalizer included, and the callbacks still
+    # alternate begin/end in order.
+    record, on_main = RecordEpochs(), []
+    agent, _, overlapped = overlap_run(
+        tmp_path, "overlap", True, [4], [record],
+        prepare=lambda agent: record_value_step_threads(agent, on_main),
+    )
     assert agent.overlap_update is True
+    assert on_main == [False, False, False, True]
     _, _, sequential = overlap_run(tmp_path, "sequential", False, [4])
     assert len(overlapped) == 4
     assert overlapped == sequential
     assert record.events == [(kind, e) for e in range(4) for kind in ("begin", "end")]
-    agent.close()
 
 
-def test_stopping_while_the_next_epoch_collects_keeps_its_steps_for_the_next_fit(tmp_path):
+def value_steps_done_before_collecting(agent):
+    """Epoch k ends at the first chunk of epoch k + 1's collection."""
+    start = agent._value_steps
+
+    def finished_first(batch):
+        future = start(batch)
+        future.result()
+        return future
+
+    agent._value_steps = finished_first
+
+
+def value_steps_done_after_collecting(agent):
+    """Epoch k's value steps finish only once epoch k + 1's collection has returned."""
+    collected = threading.Event()
+    start, update_value, collect = agent._value_steps, agent.trainer.update_value, \
+        agent.collector.collect
+
+    def start_blocked(batch):
+        collected.clear()
+        return start(batch)
+
+    def update_after_collection(batch):
+        if threading.current_thread() is not threading.main_thread():  # not a last epoch
+            assert collected.wait(timeout=60), "collection never finished"
+        return update_value(batch)
+
+    def collect_then_release(*args):
+        rollout = collect(*args)
+        collected.set()
+        return rollout
+
+    agent._value_steps = start_blocked
+    agent.trainer.update_value = update_after_collection
+    agent.collector.collect = collect_then_release
+
+
+@pytest.mark.parametrize("when, rows_kept", [
+    (value_steps_done_before_collecting, "some"),
+    (value_steps_done_after_collecting, "all"),
+])
+def test_stopping_while_the_next_epoch_collects_keeps_its_steps_for_the_next_fit(
+    tmp_path, when, rows_kept
+):
     # stop_training at the end of epoch 1 arrives while epoch 2 is being collected
-    # (overlap) -- its steps are kept, and a second fit goes on exactly as one fit would.
-    record = RecordEpochs(stop_at=1)
-    agent, (first, second), resumed = overlap_run(tmp_path, "stopped", True, [5, 2], [record])
+    # (part or all of it): its steps are kept, and the next fit goes on exactly as
+    # one fit would.
+    record, kept = RecordEpochs(stop_at=1), []
+
+    def prepare(agent):
+        when(agent)
+        fit = agent.fit
+
+        def fit_and_record(**kwargs):
+            history = fit(**kwargs)
+            kept.append(agent.buffer.ptr)
+            return history
+
+        agent.fit = fit_and_record
+
+    _, (first, second), resumed = overlap_run(tmp_path, "stopped", True, [5, 2], [record],
+                                              prepare=prepare)
+    rows = 200 // 2
+    assert (0 < kept[0] < rows) if rows_kept == "some" else kept[0] == rows
     assert len(first.history["LossV"]) == 2 and len(second.history["LossV"]) == 2
     assert second.history["TotalEnvInteracts"] == [600, 800]
     _, _, straight = overlap_run(tmp_path, "straight", True, [4])
     assert resumed == straight
-    assert record.events[:4] == [("begin", 0), ("end", 0), ("begin", 1), ("end", 1)]
-    assert record.events[4:] == [("begin", 2), ("end", 2), ("begin", 3), ("end", 3)]
-    agent.close()
+    assert record.events == [(kind, e) for e in range(4) for kind in ("begin", "end")]
 
 
-def test_overlap_is_on_only_where_the_backend_gains(tmp_path):
-    agent = keras_vpg.VPG(cartpole, steps_per_epoch=40, train_v_iters=1,
+def test_overlap_is_on_by_default_only_for_jax(tmp_path):
+    def overlap(**kwargs):
+        agent = keras_vpg.VPG(cartpole, steps_per_epoch=40, train_v_iters=1,
+                              logger_kwargs=dict(output_dir=str(tmp_path / "run")), **kwargs)
+        agent.close()
+        return agent.overlap_update
+
+    assert overlap() == (keras.backend.backend() == "jax" and mpi.usable_cores() >= 2)
+    assert overlap(overlap_update=False) is False
+    assert overlap(overlap_update=True) is True
+
+
+def test_an_exception_during_collection_finishes_the_running_value_steps(tmp_path):
+    # Epoch 0's value steps are running when collecting epoch 1 fails: they finish
+    # and epoch 0 is logged, so a later fit goes on from a consistent state.
+    calls, broke = [], threading.Event()
+
+    def failing_env():
+        env = gym.make("CartPole-v1")
+        step = env.step
+
+        def step_or_fail(action):
+            calls.append(1)
+            if len(calls) == 150:
+                broke.set()
+                raise RuntimeError("env broke")
+            return step(action)
+
+        env.step = step_or_fail
+        return env
+
+    agent = keras_vpg.VPG(failing_env, steps_per_epoch=100, train_v_iters=5,
+                          overlap_update=True,
                           logger_kwargs=dict(output_dir=str(tmp_path / "run")))
-    expected = agent.trainer.overlaps_collection and mpi.usable_cores() >= 2
-    assert agent.overlap_update == expected
-    assert agent.trainer.overlaps_collection == (keras.backend.backend() == "jax")
+    update_value = agent.trainer.update_value
+
+    def update_value_after_the_failure(batch):
+        assert broke.wait(timeout=60)
+        return update_value(batch)
+
+    agent.trainer.update_value = update_value_after_the_failure
+    with pytest.raises(RuntimeError, match="env broke"):
+        agent.fit(epochs=3, verbose=0)
+    assert agent.epoch == 1 and agent._updating is None
+    _, rows = read_progress(tmp_path / "run" / "progress.txt")
+    assert [r["Epoch"] for r in rows] == ["0"]
+    agent.close()

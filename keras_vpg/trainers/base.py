@@ -35,21 +35,28 @@ def policy_loss(ac: ActorCritic, obs, act, adv):
     return -ops.mean(logp * adv), logp, dist.entropy()
 
 
-def value_loss(ac: ActorCritic, obs, ret, shards: int = 1):
+def value_loss(ac: ActorCritic, obs, ret, shards: int = 1, normalized: bool = False):
     """Mean squared error of ``V(s)`` against the rewards-to-go.
+
+    With ``normalized`` the observations have already been through the model's
+    observation normalizer (see :meth:`Trainer.value_batch`), and go straight to
+    ``ac.v_net``.
 
     With ``shards > 1`` the batch is cut into that many row blocks whose squared
     errors are summed separately: the same loss, written as independent chains
     that a compiled graph can run on different cores (XLA on CPU parallelizes
     the blocks, not the small matmuls inside one).
     """
+    def value(x):
+        return ops.reshape(ac.v_net(x), (-1,)) if normalized else ac.value(x)
+
     rows = obs.shape[0]
     if shards <= 1 or rows is None or rows < shards:
-        return ops.mean(ops.square(ac.value(obs) - ret))
+        return ops.mean(ops.square(value(obs) - ret))
     cuts = [rows * i // shards for i in range(1, shards)]
     total = 0.0
     for obs_block, ret_block in zip(ops.split(obs, cuts), ops.split(ret, cuts)):
-        total = total + ops.sum(ops.square(ac.value(obs_block) - ret_block))
+        total = total + ops.sum(ops.square(value(obs_block) - ret_block))
     return total / rows
 
 
@@ -82,8 +89,11 @@ def policy_metrics(ac: ActorCritic, batch, loss_pi_old, entropy_old):
 
 
 def value_metrics(ac: ActorCritic, batch, loss_v_old):
-    """``LossV`` before and ``DeltaLossV`` (new minus old) after the value steps."""
-    loss_v_new = value_loss(ac, batch["obs"], batch["ret"])
+    """``LossV`` before and ``DeltaLossV`` (new minus old) after the value steps.
+
+    ``batch["obs"]`` is normalized already (see :meth:`Trainer.value_batch`).
+    """
+    loss_v_new = value_loss(ac, batch["obs"], batch["ret"], normalized=True)
     return {"LossV": loss_v_old, "DeltaLossV": loss_v_new - loss_v_old}
 
 
@@ -146,18 +156,31 @@ class Trainer:
         """
         raise NotImplementedError
 
-    def update_value(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
-        """``train_v_iters`` value-function steps on the whole batch (``obs`` and ``ret``).
+    def value_batch(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """What :meth:`update_value` takes: ``obs`` through the observation normalizer.
 
-        Returns ``LossV`` and ``DeltaLossV`` (floats, this rank). Changes only the
-        value function's variables and its optimizer's, so it may run in another
-        thread while :meth:`sample` is called (see :attr:`overlaps_collection`).
+        Normalizing here, on the caller's thread, fixes the statistics the value
+        steps use, so the caller may update the normalizer while they run.
+        Returns numpy ``obs (M, *O)`` (float32) and ``ret (M,)``.
+        """
+        obs = batch["obs"]
+        if self.ac.obs_normalizer is not None:
+            obs = ops.convert_to_numpy(self.ac.normalize(ops.convert_to_tensor(obs)))
+        return {"obs": np.asarray(obs, dtype=np.float32), "ret": batch["ret"]}
+
+    def update_value(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+        """``train_v_iters`` value-function steps on a :meth:`value_batch`.
+
+        Returns ``LossV`` and ``DeltaLossV`` (floats, this rank). Reads and changes
+        only the value network's variables and its optimizer's, so it may run in
+        another thread while :meth:`sample` is called and the normalizer is
+        updated (see :attr:`overlaps_collection`).
         """
         raise NotImplementedError
 
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
         """:meth:`update_policy`, then :meth:`update_value`; floats keyed by UPDATE_METRICS."""
-        metrics = {**self.update_policy(batch), **self.update_value(batch)}
+        metrics = {**self.update_policy(batch), **self.update_value(self.value_batch(batch))}
         return {k: metrics[k] for k in UPDATE_METRICS}
 
     def begin_collection(self) -> None:
@@ -204,6 +227,20 @@ def unpack_sample(bits: np.ndarray, batch: int, action_shape: tuple, action_dtyp
     end = batch * int(np.prod(action_shape, dtype=int))
     action = bits[:end].view(action_dtype).reshape((batch, *action_shape))
     return action, bits[end:].view(np.float32)
+
+
+def padded_rows(obs: np.ndarray) -> tuple[np.ndarray, int]:
+    """``obs`` (float32) with its rows padded by zeros to a power of two (at least 8).
+
+    XLA compiles a function once per input shape; the bootstrap batches (final
+    observations) vary in size from epoch to epoch. Returns ``(padded, rows)``.
+    """
+    obs = np.asarray(obs, dtype=np.float32)
+    rows = obs.shape[0]
+    padded = max(8, 1 << max(rows - 1, 0).bit_length())
+    if padded != rows:
+        obs = np.concatenate([obs, np.zeros((padded - rows, *obs.shape[1:]), np.float32)])
+    return obs, rows
 
 
 def flat_concat(tensors):

@@ -32,6 +32,7 @@ from keras import StatelessScope
 from keras_vpg.trainers.base import (
     Trainer,
     flat_concat,
+    padded_rows,
     policy_loss,
     policy_metrics,
     split_like,
@@ -168,13 +169,7 @@ class BackendTrainer(Trainer):
 
     def value(self, obs):
         values = self._collection_values or [v.value for v in self.variables]
-        # Rows padded to a power of two: a jitted function compiles once per shape, and
-        # the bootstrap batches (final observations) vary in size from epoch to epoch.
-        obs = np.asarray(obs, dtype=np.float32)
-        rows = obs.shape[0]
-        padded = max(8, 1 << max(rows - 1, 0).bit_length())
-        if padded != rows:
-            obs = np.concatenate([obs, np.zeros((padded - rows, *obs.shape[1:]), np.float32)])
+        obs, rows = padded_rows(obs)
         return np.asarray(self._value(values, obs))[:rows]
 
     # -- update -------------------------------------------------------------------------
@@ -225,7 +220,8 @@ class BackendTrainer(Trainer):
 
         def loss_fn(v_values):
             return self._with_values(
-                values, idx, v_values, lambda: value_loss(ac, batch["obs"], batch["ret"], shards)
+                values, idx, v_values,
+                lambda: value_loss(ac, batch["obs"], batch["ret"], shards, normalized=True),
             )
 
         def value_iteration(_, carry):

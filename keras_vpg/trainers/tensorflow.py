@@ -28,6 +28,7 @@ import tensorflow as tf
 from keras_vpg.trainers.base import (
     Trainer,
     flat_concat,
+    padded_rows,
     policy_loss,
     policy_metrics,
     split_like,
@@ -163,13 +164,14 @@ class BackendTrainer(Trainer):
         return unpack_sample(bits, obs.shape[0], self._action_shape, self._action_dtype)
 
     def value(self, obs):
-        return self._value(obs)[0].numpy()
+        obs, rows = padded_rows(obs)
+        return self._value(obs)[0].numpy()[:rows]
 
     def update_policy(self, batch):
         return self._call_update(self._update_policy, batch)
 
     def update_value(self, batch):
-        return self._call_update(self._update_value, {k: batch[k] for k in ("obs", "ret")})
+        return self._call_update(self._update_value, batch)
 
     @staticmethod
     def _call_update(fn, batch):
@@ -193,10 +195,10 @@ class BackendTrainer(Trainer):
 
     def _value_graph(self, batch):
         ac = self.ac
-        loss_v_old = value_loss(ac, batch["obs"], batch["ret"])
+        loss_v_old = value_loss(ac, batch["obs"], batch["ret"], normalized=True)
         for _ in tf.range(self.train_v_iters):
             with tf.GradientTape() as tape:
-                loss_v = value_loss(ac, batch["obs"], batch["ret"], self._shards)
+                loss_v = value_loss(ac, batch["obs"], batch["ret"], self._shards, normalized=True)
             grads = tape.gradient(loss_v, self.v_variables)
             self.vf_optimizer.apply(self._averaged(grads, self.v_variables), self.v_variables)
         return value_metrics(ac, batch, loss_v_old)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import threading
 
 import keras
 import numpy as np
@@ -238,11 +239,11 @@ class BackendTrainer(Trainer):
         with torch.no_grad():
             optimizer.apply(grads, variables)
 
-    def _value_loss(self, normalized_obs, batch):
+    def _value_loss(self, batch):
         """MSE of V against the returns; plain torch for MLPs (same maths as value_loss)."""
         if self._v_steps is None:
-            return value_loss(self.ac, batch["obs"], batch["ret"])
-        predicted = _run(_tensors(self._v_steps, detach=False), normalized_obs).reshape(-1)
+            return value_loss(self.ac, batch["obs"], batch["ret"], normalized=True)
+        predicted = _run(_tensors(self._v_steps, detach=False), batch["obs"]).reshape(-1)
         return torch.mean(torch.square(predicted - batch["ret"]))
 
     def update_policy(self, batch):
@@ -255,20 +256,18 @@ class BackendTrainer(Trainer):
         return {k: float(v) for k, v in metrics.items()}
 
     def update_value(self, batch):
-        with _intra_op_threads(self._update_threads):
-            batch = _as_tensors({k: batch[k] for k in ("obs", "ret")})
-            x = batch["obs"]
-            if self.ac.obs_normalizer is not None:
-                with torch.no_grad():  # the normalizer is not trained
-                    x = self.ac.obs_normalizer(x)
+        # The thread count is process-wide: only the main thread changes it.
+        on_main_thread = threading.current_thread() is threading.main_thread()
+        with _intra_op_threads(self._update_threads if on_main_thread else None):
+            batch = _as_tensors(batch)
             loss_v_old = None
             for _ in range(self.train_v_iters):
-                loss_v = self._value_loss(x, batch)
+                loss_v = self._value_loss(batch)
                 loss_v_old = loss_v.detach() if loss_v_old is None else loss_v_old
                 self._gradient_step(loss_v, self.v_variables, self.vf_optimizer)
             with torch.no_grad():
                 if loss_v_old is None:
-                    loss_v_old = value_loss(self.ac, batch["obs"], batch["ret"])
+                    loss_v_old = value_loss(self.ac, batch["obs"], batch["ret"], normalized=True)
                 metrics = value_metrics(self.ac, batch, loss_v_old)
         return {k: float(v) for k, v in metrics.items()}
 
