@@ -101,14 +101,14 @@ class VPG:
         epoch's observations after that epoch's update.
     overlap_update : bool or None
         Run each epoch's value-function steps in a background thread while the
-        next epoch is collected (the policy step comes first, so collection uses
-        the updated policy, and values are computed after collection: the
-        results are those of running one after the other). ``None`` (default):
-        where measured faster -- the JAX backend, one process, two or more
-        cores. Callbacks' ``on_epoch_end`` for epoch ``k`` then runs while epoch
-        ``k + 1`` is being collected, between chunks of env steps (a callback
-        that changes the policy there changes it for the rest of that
-        collection). ``True`` needs a single process.
+        next epoch is collected (the policy step is done before collection
+        resumes, so it uses the updated policy, and values are computed after
+        collection: the results are those of running one after the other). ``None`` (default):
+        where measured faster -- JAX, and TensorFlow with an MLP policy, in one
+        process with two or more cores. Callbacks' ``on_epoch_end`` for epoch
+        ``k`` then runs while epoch ``k + 1`` is being collected, between chunks
+        of env steps (a callback that changes the policy there changes it for
+        the rest of that collection). ``True`` needs a single process.
     """
 
     def __init__(

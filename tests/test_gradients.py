@@ -118,3 +118,7 @@ def test_compiled_sampling_and_value_agree_with_the_model(space):
     _, logp_model = ac.pi(obs, action)
     np.testing.assert_allclose(logp, keras.ops.convert_to_numpy(logp_model), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(values, ac.v(obs), rtol=1e-5, atol=1e-5)
+    # Outside a collection (the compiled call where a backend has a faster path inside).
+    action, logp = trainer.sample(obs)
+    _, logp_model = ac.pi(obs, action)
+    np.testing.assert_allclose(logp, keras.ops.convert_to_numpy(logp_model), rtol=1e-5, atol=1e-5)

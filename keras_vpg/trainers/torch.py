@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from keras_vpg.mpi import usable_cores
+from keras_vpg.trainers import numpy_policy
 from keras_vpg.trainers.base import (
     Trainer,
     policy_loss,
@@ -84,29 +85,14 @@ def _intra_op_threads(threads: int | None):
 
 
 def mlp_layers(net: keras.Model):
-    """``[(kernel, bias or None, activation or None) | "flatten"]`` of a plain MLP, or ``None``.
+    """``[(kernel, bias or None, torch activation or None) | "flatten"]`` of a plain MLP.
 
-    Only single-input, single-output models made of Flatten and Dense layers
-    (with a known activation) qualify.
+    ``None`` unless the model qualifies (see :func:`numpy_policy.mlp_layers`).
     """
-    if len(net.inputs) != 1 or len(net.outputs) != 1:
+    steps = numpy_policy.mlp_layers(net, _TORCH_ACTIVATIONS)
+    if steps is None:
         return None
-    steps = []
-    for layer in net.layers:
-        if isinstance(layer, keras.layers.InputLayer):
-            continue
-        if isinstance(layer, keras.layers.Flatten):
-            steps.append("flatten")
-        elif isinstance(layer, keras.layers.Dense):
-            name = keras.activations.serialize(layer.activation)
-            name = name if isinstance(name, str) else getattr(layer.activation, "__name__", "")
-            if name not in _TORCH_ACTIVATIONS:
-                return None
-            bias = layer.bias if layer.use_bias else None
-            steps.append((layer.kernel, bias, _TORCH_ACTIVATIONS[name]))
-        else:
-            return None
-    return steps
+    return [s if s == "flatten" else (s[0], s[1], _TORCH_ACTIVATIONS[s[2]]) for s in steps]
 
 
 def _run(steps, x):

@@ -1,0 +1,138 @@
+"""Sampling from a plain-MLP policy in numpy, on weights read once per collection.
+
+At one observation per call, a framework's fixed cost per call is most of a
+small policy's time: ~75 us per TensorFlow call (its fastest entry point, XLA)
+against ~12-17 us for the same (64, 64) MLP and sampling in numpy. Only models
+made of Flatten and Dense layers with a known activation qualify
+(:func:`mlp_layers`); anything else keeps its backend's compiled call.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+
+from keras_vpg.actor_critic import ActorCritic
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+#: numpy versions of the Keras activations a plain MLP may use (``None``: identity).
+ACTIVATIONS = {
+    "tanh": np.tanh,
+    "relu": lambda x: np.maximum(x, 0.0),
+    "sigmoid": _sigmoid,
+    "linear": None,
+    "elu": lambda x: np.where(x > 0.0, x, np.expm1(np.minimum(x, 0.0))),
+    "silu": lambda x: x * _sigmoid(x),
+}
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+def mlp_layers(net: keras.Model, activations) -> list | None:
+    """``[(kernel, bias or None, activation name) | "flatten"]`` of a plain MLP, or ``None``.
+
+    Only single-input, single-output models made of Flatten and Dense layers whose
+    activation is a key of ``activations`` qualify; ``kernel`` and ``bias`` are
+    the layers' Keras variables.
+    """
+    if len(net.inputs) != 1 or len(net.outputs) != 1:
+        return None
+    steps = []
+    for layer in net.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        if isinstance(layer, keras.layers.Flatten):
+            steps.append("flatten")
+        elif isinstance(layer, keras.layers.Dense):
+            name = keras.activations.serialize(layer.activation)
+            name = name if isinstance(name, str) else getattr(layer.activation, "__name__", "")
+            if name not in activations:
+                return None
+            steps.append((layer.kernel, layer.bias if layer.use_bias else None, name))
+        else:
+            return None
+    return steps
+
+
+class NumpyPolicySampler:
+    """Samples ``(action, logp)`` like ``ac.sample_tensors``, in numpy.
+
+    Build it with :meth:`for_model` (``None`` if the policy is not a plain MLP).
+    :meth:`begin` reads the weights (and normalizer statistics) into numpy;
+    :meth:`sample` then needs no framework call. Random draws come from a numpy
+    ``Generator`` seeded from the model's sampling seed, so runs repeat.
+    """
+
+    def __init__(self, ac: ActorCritic, steps: list):
+        self.ac = ac
+        self.steps = steps
+        seed_state = keras.ops.convert_to_numpy(ac.seed_generator.state)
+        self.rng = np.random.default_rng(seed_state.astype(np.uint64).tolist())
+        self.cache = None
+
+    @classmethod
+    def for_model(cls, ac: ActorCritic) -> NumpyPolicySampler | None:
+        steps = mlp_layers(ac.pi_net, ACTIVATIONS)
+        return None if steps is None else cls(ac, steps)
+
+    def begin(self) -> None:
+        """Read the current weights (call before a run of :meth:`sample` calls)."""
+        def numpy(variable):
+            return np.asarray(keras.ops.convert_to_numpy(variable), dtype=np.float32)
+
+        layers = []
+        for step in self.steps:
+            if step == "flatten":
+                layers.append(step)
+                continue
+            kernel, bias, name = step
+            layers.append((numpy(kernel), None if bias is None else numpy(bias),
+                           ACTIVATIONS[name]))
+        cache = {"layers": layers, "norm": None}
+        norm = self.ac.obs_normalizer
+        if norm is not None:
+            cache["norm"] = (numpy(norm.mean), np.sqrt(numpy(norm.var) + np.float32(1e-8)),
+                             np.float32(norm.clip))
+        if not self.ac.discrete:
+            log_std = numpy(self.ac.log_std)
+            cache["std"] = np.exp(log_std)
+            # logp of mean + std * noise = -0.5 * sum(noise^2) - sum(log_std + log(2 pi) / 2)
+            cache["logp_const"] = np.float32(-(log_std + _HALF_LOG_2PI).sum())
+        self.cache = cache
+
+    def end(self) -> None:
+        self.cache = None
+
+    def sample(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Actions ``(B, ...)`` and their log-probs ``(B,)`` for observations ``(B, *O)``."""
+        cache = self.cache
+        x = np.asarray(obs, dtype=np.float32)
+        if cache["norm"] is not None:
+            mean, scale, clip = cache["norm"]
+            x = np.clip((x - mean) / scale, -clip, clip)
+        for step in cache["layers"]:
+            if step == "flatten":
+                x = x.reshape(x.shape[0], -1)
+                continue
+            kernel, bias, activation = step
+            x = x @ kernel
+            if bias is not None:
+                x += bias
+            if activation is not None:
+                x = activation(x)
+        if self.ac.discrete:
+            shifted = x - x.max(axis=-1, keepdims=True)
+            log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+            # Gumbel-max: argmax(log-probs + Gumbel noise) is a categorical draw.
+            gumbel = self.rng.gumbel(size=log_probs.shape).astype(np.float32)
+            action = np.argmax(log_probs + gumbel, axis=-1).astype(np.int32)
+            return action, log_probs[np.arange(len(action)), action]
+        noise = self.rng.standard_normal(x.shape, dtype=np.float32)
+        action = x + cache["std"] * noise
+        logp = np.square(noise).sum(axis=-1) * np.float32(-0.5) + cache["logp_const"]
+        return action, logp.astype(np.float32)
