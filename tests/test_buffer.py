@@ -91,6 +91,12 @@ def scripted_collector(num_envs, steps_per_env, terminate_at, max_ep_len):
         def __init__(self):  # no model: a fixed policy
             pass
 
+        def begin_collection(self):
+            pass
+
+        def end_collection(self):
+            pass
+
         def sample(self, obs):
             return np.zeros(len(obs), np.int32), np.zeros(len(obs), np.float32)
 

@@ -17,6 +17,7 @@ from keras import ops
 
 from keras_vpg.actor_critic import ActorCritic
 from keras_vpg.mpi import usable_cores
+from keras_vpg.trainers.numpy_policy import NumpyPolicySampler
 
 #: Maps a flat float32 gradient vector to its average over MPI ranks.
 Allreduce = Callable[[np.ndarray], np.ndarray]
@@ -130,6 +131,8 @@ class Trainer:
         self.v_variables = ac.v_variables
         pi_optimizer.build(self.pi_variables)
         vf_optimizer.build(self.v_variables)
+        # Plain-MLP policies sample in numpy during a collection (see numpy_policy).
+        self._numpy_sampler = NumpyPolicySampler.for_model(ac)
 
     #: Whether the value steps run well in a background thread while the next
     #: epoch is collected (measured per backend; see the backend modules).
@@ -138,8 +141,18 @@ class Trainer:
     def sample(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Sample actions for a batch of observations ``(B, *O)``.
 
-        Returns numpy ``(action (B, ...), logp (B,))``.
+        Returns numpy ``(action (B, ...), logp (B,))``. Inside a collection a
+        plain-MLP policy is sampled in numpy (a framework's fixed cost per call
+        would dominate at a few observations per call); otherwise through
+        :meth:`compiled_sample`.
         """
+        sampler = self._numpy_sampler
+        if sampler is not None and sampler.cache is not None:
+            return sampler.sample(obs)
+        return self.compiled_sample(obs)
+
+    def compiled_sample(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`sample` through the backend's compiled (or eager) call."""
         raise NotImplementedError
 
     def value(self, obs: np.ndarray) -> np.ndarray:
@@ -184,10 +197,14 @@ class Trainer:
         return {k: metrics[k] for k in UPDATE_METRICS}
 
     def begin_collection(self) -> None:
-        """Called before a run of :meth:`sample` calls (a trainer may cache state)."""
+        """Called before a run of :meth:`sample` calls (reads the policy's weights)."""
+        if self._numpy_sampler is not None:
+            self._numpy_sampler.begin()
 
     def end_collection(self) -> None:
-        """Called after it: write any cached state back into the Keras variables."""
+        """Called after it: drop cached weights, write cached state back."""
+        if self._numpy_sampler is not None:
+            self._numpy_sampler.end()
 
 
 #: Environment variable: threads of the backend's math (0 leaves the backend's defaults).

@@ -1,7 +1,9 @@
 """JAX trainer: ``jit`` over stateless calls; the value loop is a ``lax.fori_loop``.
 
-Collection speed (a (64, 64) MLP at batch 1-8 on a 2-core CPU) is set by XLA's
-CPU runtime, not by the arithmetic:
+Inside a collection plain-MLP policies are sampled in numpy
+(:class:`~keras_vpg.trainers.base.Trainer`: ~15 us per call). Other models use
+the jitted sampling call, whose speed (a (64, 64) MLP at batch 1-8 on a 2-core
+CPU) is set by XLA's CPU runtime, not by the arithmetic:
 
 - ``jax_cpu_enable_async_dispatch`` off (set by :func:`configure_threads`
   when keras_vpg is imported, before JAX starts) runs each call on the calling thread
@@ -16,7 +18,8 @@ CPU runtime, not by the arithmetic:
 
 The value steps release the GIL while XLA runs them, so they overlap well with
 the next epoch's collection (:attr:`BackendTrainer.overlaps_collection`):
-HalfCheetah-v5, 1 env, 494 -> 414 ms per epoch; 8 envs 320 -> 250 ms.
+HalfCheetah-v5, 1 env, 494 -> 414 ms per epoch; 8 envs 320 -> 250 ms (with
+jitted sampling).
 """
 
 from __future__ import annotations
@@ -145,14 +148,17 @@ class BackendTrainer(Trainer):
         return tuple(probe.shape[1:]), np.dtype(probe.dtype)
 
     def begin_collection(self):
-        self._collection_values = [v.value for v in self.variables]
+        super().begin_collection()
+        if self._numpy_sampler is None:
+            self._collection_values = [v.value for v in self.variables]
 
     def end_collection(self):
+        super().end_collection()
         if self._collection_values is not None:
             self.seed_state.assign(self._collection_values[self._seed_index])
         self._collection_values = None
 
-    def sample(self, obs):
+    def compiled_sample(self, obs):
         values = self._collection_values
         inside = values is not None
         if not inside:  # outside a collection: read the variables, write the seed back

@@ -11,10 +11,10 @@ MLP, batch 1, this 2-core machine):
   (~75 us per step in total, from ~320 us).
 - One packed ``uint32`` output (action and log-prob bit-cast and
   concatenated): one device-to-host copy instead of two.
-- Even so, a call costs ~75 us; plain-MLP policies are therefore sampled in
-  numpy on weights read once per collection (:mod:`numpy_policy`, ~15 us):
-  CartPole-v1 with one env, ~100 -> ~45 us per env step. Other models keep
-  the XLA call.
+- Even so, a call costs ~75 us, so inside a collection plain-MLP policies are
+  sampled in numpy (:class:`~keras_vpg.trainers.base.Trainer`,
+  :mod:`~keras_vpg.trainers.numpy_policy`, ~15 us): CartPole-v1 with one env,
+  ~100 -> ~45 us per env step. Other models keep the XLA call.
 
 The value steps overlap with the next collection
 (:attr:`BackendTrainer.overlaps_collection`) when sampling runs in numpy: 1 env,
@@ -42,7 +42,6 @@ from keras_vpg.trainers.base import (
     value_loss,
     value_metrics,
 )
-from keras_vpg.trainers.numpy_policy import NumpyPolicySampler
 
 _FLOAT32 = tf.float32.as_datatype_enum
 
@@ -149,8 +148,6 @@ class BackendTrainer(Trainer):
             tf.function(self._packed_sample, input_signature=[obs_spec], jit_compile=True)
         )
         self._action_shape, self._action_dtype = self._action_spec
-        self._numpy_sampler = NumpyPolicySampler.for_model(ac)
-        self._collecting = False
         self.overlaps_collection = self._numpy_sampler is not None
         self._value = _FastCall(
             tf.function(ac.value, input_signature=[obs_spec], jit_compile=True)
@@ -168,19 +165,7 @@ class BackendTrainer(Trainer):
         self._action_spec = (tuple(action.shape[1:]), np.dtype(action.dtype.as_numpy_dtype))
         return tf.concat([_as_u32(action), _as_u32(logp)], axis=0)
 
-    def begin_collection(self):
-        if self._numpy_sampler is not None:
-            self._numpy_sampler.begin()
-            self._collecting = True
-
-    def end_collection(self):
-        if self._numpy_sampler is not None:
-            self._numpy_sampler.end()
-        self._collecting = False
-
-    def sample(self, obs):
-        if self._collecting:
-            return self._numpy_sampler.sample(obs)
+    def compiled_sample(self, obs):
         bits = self._sample(obs)[0].numpy()
         return unpack_sample(bits, obs.shape[0], self._action_shape, self._action_dtype)
 

@@ -1,22 +1,24 @@
 """PyTorch trainer: autograd on the Keras variables; allreduce on the gradient buffers.
 
 Keras layers called eagerly cost ~1 ms per env step on this backend (op dispatch
-through ``keras.ops``), and ``torch.compile`` of the Keras model ~120 us per
-call on this 2-core machine (plus seconds of compiling). MLP actor-critics are
-therefore run as plain ``torch`` ops on the Keras variables' own storage
-(``addmm`` + activation per Dense layer, the weights read once per collection):
-~35-45 us per env step including sampling. Any other model keeps the Keras path.
+through ``keras.ops``), ``torch.compile`` of the Keras model ~120 us per call on
+this 2-core machine (plus seconds of compiling), plain ``torch`` ops on the
+weights ~35-45 us; inside a collection plain-MLP policies are sampled in numpy
+(:class:`~keras_vpg.trainers.base.Trainer`, ~15 us: HalfCheetah-v5 epochs
+566 -> 426 ms). Other models keep the Keras path. Values of MLP value
+functions, and the value regression, run as plain ``torch`` ops (``addmm`` +
+activation per Dense layer) on the Keras variables' own storage.
 
 The value steps are not overlapped with collection by default
 (:attr:`BackendTrainer.overlaps_collection`): their Python-side work (Keras's
 Adam, autograd dispatch) holds the GIL that the env loop needs, so both slow
-down (HalfCheetah-v5: 594 ms per epoch either way).
+down (HalfCheetah-v5, 8 envs: 367 -> 366 ms per epoch; CartPole-v1, 8 envs:
+245 -> 284 ms).
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import threading
 
@@ -37,8 +39,6 @@ from keras_vpg.trainers.base import (
 _TORCH_ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid,
                       "linear": None, "elu": torch.nn.functional.elu,
                       "gelu": torch.nn.functional.gelu, "silu": torch.nn.functional.silu}
-_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
-_TINY = float(np.finfo(np.float32).tiny)
 
 
 #: Intra-op threads of the update, when keras-vpg chose the thread count (else ``None``).
@@ -126,89 +126,31 @@ def _tensors(steps, detach: bool):
 class BackendTrainer(Trainer):
     """See :class:`keras_vpg.trainers.base.Trainer`.
 
-    Collection runs the networks as plain torch ops when they are MLPs (see
-    :func:`mlp_layers`), on detached views of the Keras variables (updated in
-    place by the optimizers, so the views stay current); sampling uses a
-    ``torch.Generator`` seeded from the model's ``SeedGenerator``. The update
-    runs through Keras with autograd (the value regression as plain torch ops).
+    Values of MLP value functions run as plain torch ops (see :func:`mlp_layers`)
+    on detached views of the Keras variables. The update runs through Keras
+    with autograd (the value regression as plain torch ops).
     """
 
     def __init__(self, ac, pi_optimizer, vf_optimizer, train_v_iters, allreduce=None):
         super().__init__(ac, pi_optimizer, vf_optimizer, train_v_iters, allreduce)
-        self._pi_steps = mlp_layers(ac.pi_net)
         self._v_steps = mlp_layers(ac.v_net)
-        self._fast = self._pi_steps is not None and self._v_steps is not None
-        seed_state = keras.ops.convert_to_numpy(ac.seed_generator.state)
-        self._generator = torch.Generator().manual_seed(int(seed_state[0]))
-        self._cache = None
         # Under MPI every rank has its core: no extra threads for the update.
         self._update_threads = _update_threads if allreduce is None else None
 
     # -- collection ---------------------------------------------------------------------
-    def _collection_tensors(self):
-        """Detached weights, normalizer and Gaussian constants (refreshed per collection)."""
-        ac = self.ac
-        norm = ac.obs_normalizer
-        cache = {
-            "pi": _tensors(self._pi_steps, detach=True),
-            "v": _tensors(self._v_steps, detach=True),
-            "norm": None,
-        }
-        if norm is not None:
-            cache["norm"] = (norm.mean.value.detach(),
-                             torch.sqrt(norm.var.value.detach() + 1e-8), norm.clip)
-        if not ac.discrete:
-            log_std = ac.log_std.value.detach()
-            # logp of mean + std * noise = -0.5 * sum(noise^2) - sum(log_std + log(2 pi) / 2)
-            cache["std"] = torch.exp(log_std)
-            cache["logp_const"] = -(log_std + _HALF_LOG_2PI).sum()
-        return cache
-
-    def begin_collection(self):
-        if self._fast:
-            self._cache = self._collection_tensors()
-
-    def end_collection(self):
-        self._cache = None
-
-    def _normalized(self, x, norm):
-        if norm is None:
-            return x
-        mean, scale, clip = norm
-        return torch.clamp((x - mean) / scale, -clip, clip)
-
-    def sample(self, obs):
-        if not self._fast:
-            with torch.no_grad():
-                action, logp = self.ac.sample_tensors(torch.as_tensor(obs, dtype=torch.float32))
-            return action.numpy(), logp.numpy()
-        cache = self._cache or self._collection_tensors()
-        x = torch.from_numpy(np.asarray(obs, dtype=np.float32))
-        x = self._normalized(x, cache["norm"])
-        out = _run(cache["pi"], x)
-        # Same distributions as keras_vpg.distributions, in plain torch for speed.
-        if self.ac.discrete:
-            log_probs = torch.log_softmax(out, dim=-1)
-            # Gumbel-max: argmax(logits + Gumbel) with Gumbel = -log(Exponential(1)).
-            # (Clamped like keras's uniform draw, so a zero draw cannot force an action.)
-            exponential = torch.empty_like(out).exponential_(generator=self._generator)
-            gumbel = exponential.clamp_min_(_TINY).log_()
-            action = torch.argmax(log_probs - gumbel, dim=-1, keepdim=True)
-            logp = log_probs.gather(1, action).reshape(-1)
-            action = action.reshape(-1).to(torch.int32)
-        else:
-            noise = torch.randn(out.shape, generator=self._generator)
-            action = torch.addcmul(out, cache["std"], noise)
-            logp = noise.square().sum(-1).mul_(-0.5).add_(cache["logp_const"])
+    def compiled_sample(self, obs):
+        with torch.no_grad():
+            action, logp = self.ac.sample_tensors(torch.as_tensor(obs, dtype=torch.float32))
         return action.numpy(), logp.numpy()
 
     def value(self, obs):
-        if not self._fast:
-            with torch.no_grad():
-                return self.ac.value(torch.as_tensor(obs, dtype=torch.float32)).numpy()
-        cache = self._cache or self._collection_tensors()
         x = torch.from_numpy(np.asarray(obs, dtype=np.float32))
-        return _run(cache["v"], self._normalized(x, cache["norm"])).reshape(-1).numpy()
+        with torch.no_grad():
+            if self._v_steps is None:
+                return self.ac.value(x).numpy()
+            if self.ac.obs_normalizer is not None:
+                x = self.ac.obs_normalizer(x)
+            return _run(_tensors(self._v_steps, detach=True), x).reshape(-1).numpy()
 
     # -- update -------------------------------------------------------------------------
     def _gradient_step(self, loss, variables, optimizer):
