@@ -8,10 +8,11 @@ Each epoch follows Spinning Up's pseudocode:
 4. log the epoch and checkpoint the policy.
 
 Collection needs only the policy: values are computed for the whole batch
-after it. So where the backend gains from it (JAX), the value steps of epoch
-``k`` run in a background thread while epoch ``k + 1`` is collected with the
-already-updated policy -- the same computation as one after the other, with
-epoch ``k``'s logs and callbacks following as soon as its value steps finish.
+after it. So where the backend gains from it (JAX; TensorFlow with an MLP
+policy), the value steps of epoch ``k`` run in a background thread while epoch
+``k + 1`` is collected with the already-updated policy -- the same computation
+as one after the other, with epoch ``k``'s logs and callbacks following as soon
+as its value steps finish.
 """
 
 from __future__ import annotations
@@ -103,8 +104,8 @@ class VPG:
         Run each epoch's value-function steps in a background thread while the
         next epoch is collected (the policy step is done before collection
         resumes, so it uses the updated policy, and values are computed after
-        collection: the results are those of running one after the other). ``None`` (default):
-        where measured faster -- JAX, and TensorFlow with an MLP policy, in one
+        collection: the results are those of running one after the other).
+        ``None`` (default): where measured faster -- JAX, and TensorFlow with an MLP policy, in one
         process with two or more cores. Callbacks' ``on_epoch_end`` for epoch
         ``k`` then runs while epoch ``k + 1`` is being collected, between chunks
         of env steps (a callback that changes the policy there changes it for

@@ -136,20 +136,8 @@ class VPGBuffer:
         for (env_index, end, _), last_val in zip(self._ends, last_vals):
             paths.setdefault(env_index, []).append((end, last_val))
         self._ends.clear()
-        for env_index, ends in paths.items():  # one column at a time: no per-path numpy work
-            start = int(self.path_start[env_index])
-            rews = self.rew[start : self.ptr, env_index].tolist()
-            vals = self.val[start : self.ptr, env_index].tolist()
-            adv, ret = [0.0] * len(rews), [0.0] * len(rews)
-            path_start = 0
-            for end, last_val in ends:
-                self._gae(rews, vals, path_start, end - start, last_val, adv, ret)
-                path_start = end - start
-            last = start + path_start
-            self.adv[start:last, env_index] = adv[:path_start]
-            self.ret[start:last, env_index] = ret[:path_start]
-            self.path_start[env_index] = last
-            self._last_end[env_index] = max(self._last_end[env_index], last)
+        for env_index, ends in paths.items():
+            self._finish_paths(env_index, ends)
 
     def finish_path(self, env_index: int, last_val: float = 0.0, end: int | None = None) -> None:
         """Close the path of environment ``env_index`` that ends at row ``end`` (default: now).
@@ -158,17 +146,27 @@ class VPGBuffer:
         observation (truncation, ``max_ep_len`` or the epoch cut-off), so the
         return is bootstrapped beyond the cut. ``self.val`` must hold the path's values.
         """
-        start, end = int(self.path_start[env_index]), self.ptr if end is None else end
-        self._last_end[env_index] = max(self._last_end[env_index], end)
-        if end == start:
+        self._finish_paths(env_index, [(self.ptr if end is None else end, last_val)])
+
+    def _finish_paths(self, env_index: int, ends: list[tuple[int, float]]) -> None:
+        """Close consecutive paths of one env, ``ends`` = ``[(end row, last_val)]`` in order.
+
+        One pass over the env's column (no per-path numpy work).
+        """
+        start, last = int(self.path_start[env_index]), ends[-1][0]
+        self._last_end[env_index] = max(self._last_end[env_index], last)
+        if last == start:
             return
-        rews = self.rew[start:end, env_index].tolist()
-        vals = self.val[start:end, env_index].tolist()
+        rews = self.rew[start:last, env_index].tolist()
+        vals = self.val[start:last, env_index].tolist()
         adv, ret = [0.0] * len(rews), [0.0] * len(rews)
-        self._gae(rews, vals, 0, len(rews), last_val, adv, ret)
-        self.adv[start:end, env_index] = adv
-        self.ret[start:end, env_index] = ret
-        self.path_start[env_index] = end
+        path_start = 0
+        for end, last_val in ends:
+            self._gae(rews, vals, path_start, end - start, last_val, adv, ret)
+            path_start = end - start
+        self.adv[start:last, env_index] = adv
+        self.ret[start:last, env_index] = ret
+        self.path_start[env_index] = last
 
     def _gae(self, rews, vals, start, end, last_val, adv, ret) -> None:
         """GAE-Lambda advantages and rewards-to-go of ``rews[start:end]`` into ``adv``, ``ret``.

@@ -148,8 +148,7 @@ class BackendTrainer(Trainer):
         with torch.no_grad():
             if self._v_steps is None:
                 return self.ac.value(x).numpy()
-            if self.ac.obs_normalizer is not None:
-                x = self.ac.obs_normalizer(x)
+            x = self.ac.normalize(x)
             return _run(_tensors(self._v_steps, detach=True), x).reshape(-1).numpy()
 
     # -- update -------------------------------------------------------------------------
