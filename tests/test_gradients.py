@@ -122,3 +122,58 @@ def test_compiled_sampling_and_value_agree_with_the_model(space):
     action, logp = trainer.sample(obs)
     _, logp_model = ac.pi(obs, action)
     np.testing.assert_allclose(logp, keras.ops.convert_to_numpy(logp_model), rtol=1e-5, atol=1e-5)
+
+
+def value_gradient_np(v_params, batch):
+    """Backpropagation of :func:`value_loss_np` by hand (float64)."""
+    kernel0, bias0, kernel1, bias1 = v_params
+    hidden = np.tanh(batch["obs"] @ kernel0 + bias0)
+    d_out = 2.0 * (hidden @ kernel1 + bias1 - batch["ret"][:, None]) / len(batch["ret"])
+    d_pre = (d_out @ kernel1.T) * (1.0 - hidden**2)
+    return [batch["obs"].T @ d_pre, d_pre.sum(0), hidden.T @ d_out, d_out.sum(0)]
+
+
+def adam_np(params, grads, state, lr, clipnorm, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
+    """One Adam step in Keras's form (bias correction folded into the step size)."""
+    state["t"] += 1
+    t = state["t"]
+    alpha = lr * np.sqrt(1 - beta_2**t) / (1 - beta_1**t)
+    out = []
+    for i, (p, g) in enumerate(zip(params, grads)):
+        if clipnorm is not None:  # Keras clips each gradient tensor by its own norm
+            g = g * min(1.0, clipnorm / np.linalg.norm(g))
+        state["m"][i] = beta_1 * state["m"][i] + (1 - beta_1) * g
+        state["v"][i] = beta_2 * state["v"][i] + (1 - beta_2) * g**2
+        out.append(p - alpha * state["m"][i] / (np.sqrt(state["v"][i]) + epsilon))
+    return out
+
+
+@pytest.mark.parametrize("clipnorm", [None, 0.05])
+def test_value_steps_with_adam_follow_a_numpy_adam(clipnorm):
+    # Two updates of 4 value steps each: the optimizer's state carries over.
+    keras.utils.set_random_seed(3)
+    ac = keras_vpg.MLPActorCritic(OBS_SPACE, SPACES["box"], hidden_sizes=(4,))
+    rng = np.random.default_rng(4)
+    batch = {"obs": rng.normal(size=(32, 3)).astype("float32"),
+             "ret": rng.normal(size=32).astype("float32")}
+    batch64 = {k: v.astype(np.float64) for k, v in batch.items()}
+    params = numpy_values(ac.v_variables)
+    zeros = [np.zeros_like(p) for p in params]
+    state = {"t": 0, "m": list(zeros), "v": list(zeros)}
+    vf_optimizer = keras.optimizers.Adam(0.01, clipnorm=clipnorm)
+    trainer = get_trainer(ac, keras.optimizers.Adam(1e-3), vf_optimizer, 4)
+    # PyTorch runs plain Adam's value steps as one TorchScript call (trainers/torch.py);
+    # anything Adam's step does beyond that takes the eager path.
+    fused = getattr(trainer, "_fused_value_steps", None) is not None
+    assert fused == (keras.backend.backend() == "torch" and clipnorm is None)
+    for _ in range(2):
+        loss_before = value_loss_np(params, batch64)
+        metrics = trainer.update_value(trainer.value_batch(batch))
+        for _ in range(4):
+            params = adam_np(params, value_gradient_np(params, batch64), state, 0.01, clipnorm)
+        np.testing.assert_allclose(metrics["LossV"], loss_before, rtol=1e-5)
+        np.testing.assert_allclose(metrics["DeltaLossV"],
+                                   value_loss_np(params, batch64) - loss_before, rtol=1e-3)
+        for got, expected in zip(numpy_values(ac.v_variables), params):
+            np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+    assert int(keras.ops.convert_to_numpy(vf_optimizer.iterations)) == 8
