@@ -105,8 +105,10 @@ class VPG:
         next epoch is collected (the policy step is done before collection
         resumes, so it uses the updated policy, and values are computed after
         collection: the results are those of running one after the other).
-        ``None`` (default): where measured faster -- JAX, and TensorFlow with an MLP policy, in one
-        process with two or more cores. Callbacks' ``on_epoch_end`` for epoch
+        ``None`` (default): where the value steps run without holding the GIL
+        (JAX; TensorFlow with an MLP policy; PyTorch with an MLP value function
+        and Keras's plain ``Adam``, as with the defaults), in one process with
+        two or more cores. Callbacks' ``on_epoch_end`` for epoch
         ``k`` then runs while epoch ``k + 1`` is being collected, between chunks
         of env steps (a callback that changes the policy there changes it for
         the rest of that collection). ``True`` needs a single process.
