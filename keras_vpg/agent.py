@@ -111,7 +111,8 @@ class VPG:
         two or more cores. Callbacks' ``on_epoch_end`` for epoch
         ``k`` then runs while epoch ``k + 1`` is being collected, between chunks
         of env steps (a callback that changes the policy there changes it for
-        the rest of that collection). ``True`` needs a single process.
+        the rest of that collection). ``True`` needs a single process and a
+        policy and value function that share no variables.
     """
 
     def __init__(
@@ -200,9 +201,16 @@ class VPG:
                 f"overlap_update=True needs a single process (this run has {self.num_procs}); "
                 "under MPI each rank has its own core"
             )
+        # The value steps would race the policy step over a shared variable.
+        shared = {id(v) for v in self.ac.pi_variables} & {id(v) for v in self.ac.v_variables}
+        if overlap_update and shared:
+            raise ValueError(
+                "overlap_update=True needs a policy and a value function that share no "
+                f"variables; this actor_critic shares {len(shared)}"
+            )
         if overlap_update is None:
             overlap_update = (self.trainer.overlaps_collection and self.num_procs == 1
-                              and mpi.usable_cores() >= 2)
+                              and mpi.usable_cores() >= 2 and not shared)
         self.overlap_update = overlap_update
         self._background = None  # the value steps' thread, made on first use
         self._updating: _Updating | None = None

@@ -319,6 +319,25 @@ def test_overlap_is_on_by_default_with_two_cores(tmp_path):
     assert overlap(overlap_update=True) is True
 
 
+def shared_trunk_actor_critic(observation_space, action_space, **kwargs):
+    obs = keras.Input(observation_space.shape)
+    trunk = keras.layers.Dense(8, activation="tanh")
+    pi_net = keras.Model(obs, keras.layers.Dense(int(action_space.n))(trunk(obs)))
+    v_net = keras.Model(obs, keras.layers.Dense(1)(trunk(obs)))
+    return keras_vpg.ActorCritic(pi_net, v_net, action_space, **kwargs)
+
+
+def test_no_overlap_when_policy_and_value_share_variables(tmp_path):
+    # The background value steps would race the policy step over the trunk.
+    kwargs = dict(actor_critic=shared_trunk_actor_critic, steps_per_epoch=40, train_v_iters=1,
+                  logger_kwargs=dict(output_dir=str(tmp_path / "run")))
+    agent = keras_vpg.VPG(cartpole, **kwargs)
+    agent.close()
+    assert agent.overlap_update is False
+    with pytest.raises(ValueError, match="share no variables"):
+        keras_vpg.VPG(cartpole, overlap_update=True, **kwargs)
+
+
 def test_an_exception_during_collection_finishes_the_running_value_steps(tmp_path):
     # Epoch 0's value steps are running when collecting epoch 1 fails: they finish
     # and epoch 0 is logged, so a later fit goes on from a consistent state.

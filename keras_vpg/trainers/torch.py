@@ -54,9 +54,11 @@ def configure_threads(threads: int | None) -> dict[str, str]:
 
     Skipped when ``OMP_NUM_THREADS`` is set (the user chose). At batch 1-8 a
     second thread only adds OpenMP hand-offs, and while the env steps on the
-    other core it spin-waits against it. The update (no env running) then uses
-    every usable core unless ``threads`` was given: 195 -> 143 ms per
-    HalfCheetah-v5 update with two cores instead of one.
+    other core it spin-waits against it. The parts of the update run on the
+    main thread (no env running) then use every usable core unless ``threads``
+    was given: 195 -> 143 ms per eager HalfCheetah-v5 update with two cores
+    instead of one. Value steps overlapping a collection keep its one thread
+    (the thread count is process-wide, and the env needs the other core).
     """
     global _update_threads
     if "OMP_NUM_THREADS" in os.environ:
@@ -225,9 +227,14 @@ class FusedValueSteps:
         self._optimizer = optimizer
 
     @classmethod
-    def for_model(cls, v_net: keras.Model, v_variables, optimizer) -> FusedValueSteps | None:
-        """The fused steps for ``v_net`` trained by ``optimizer``; ``None`` if they do not apply."""
-        steps = numpy_policy.mlp_layers(v_net, _ACTIVATION_CODES)
+    def for_model(cls, ac, optimizer) -> FusedValueSteps | None:
+        """The fused steps for ``ac``'s value net and ``optimizer``; ``None`` if they do not apply.
+
+        They apply to Flatten-first or plain stacks of biased float32 Dense layers
+        sharing no variable with the policy (the value steps may run while the
+        policy step does), trained by :func:`_plain_adam` optimizers.
+        """
+        steps = numpy_policy.mlp_layers(ac.v_net, _ACTIVATION_CODES)
         if steps is None or not _plain_adam(optimizer):
             return None
         if steps and steps[0] == "flatten":
@@ -237,11 +244,16 @@ class FusedValueSteps:
             not steps
             or "flatten" in steps
             or any(v is None or v.constraint is not None or v.dtype != "float32" for v in params)
-            or {id(v) for v in params} != {id(v) for v in v_variables}
+            or {id(v) for v in params} != {id(v) for v in ac.v_variables}
+            or {id(v) for v in params} & {id(v) for v in ac.pi_variables}
         ):
             return None
         script = _scripted_value_steps()
         return None if script is None else cls(steps, optimizer, script)
+
+    def applies(self) -> bool:
+        """Whether the optimizer is still plain Adam (a callback may have changed it)."""
+        return _plain_adam(self._optimizer)
 
     def __call__(self, obs: torch.Tensor, ret: torch.Tensor, steps: int) -> torch.Tensor:
         """``steps`` value steps on ``obs (M, *O)``, ``ret (M,)``; returns the loss before them."""
@@ -285,7 +297,12 @@ _SCRIPT = None
 
 
 def _scripted_value_steps():
-    """:func:`_adam_value_steps` compiled by TorchScript, once (``None`` if it cannot be)."""
+    """:func:`_adam_value_steps` compiled by TorchScript, once (``None`` if it cannot be).
+
+    Compiled and run once on a tiny network here, so that a torch whose
+    TorchScript is missing or broken falls back to the eager path with a warning
+    instead of failing in the middle of a fit.
+    """
     global _SCRIPT
     if _SCRIPT is None:
         try:
@@ -293,8 +310,22 @@ def _scripted_value_steps():
                 # Deprecated in favour of torch.compile/export, neither of which
                 # runs a loop of autograd steps as one GIL-free call.
                 warnings.simplefilter("ignore", DeprecationWarning)
-                _SCRIPT = torch.jit.script(_adam_value_steps)
-        except Exception:  # noqa: BLE001 - a torch without TorchScript: eager path
+                script = torch.jit.script(_adam_value_steps)
+            if not isinstance(script, torch.jit.ScriptFunction):
+                raise TypeError(f"torch.jit.script returned {type(script).__name__}")
+            params = [torch.ones(1, 1, requires_grad=True), torch.zeros(1, requires_grad=True)]
+            with torch.jit.optimized_execution(False):
+                script(torch.ones(2, 1), torch.zeros(2), params, [0],
+                       [torch.zeros(1, 1), torch.zeros(1)], [torch.zeros(1, 1), torch.zeros(1)],
+                       torch.zeros((), dtype=torch.int64), torch.tensor(0.1), 0.9, 0.999, 1e-7, 1)
+            _SCRIPT = script
+        except Exception as error:  # noqa: BLE001 - any failure: the eager path still works
+            warnings.warn(
+                f"keras-vpg: PyTorch value steps run eagerly and do not overlap collection "
+                f"(TorchScript unavailable: {error!r})",
+                RuntimeWarning,
+                stacklevel=2,
+            )
             _SCRIPT = False
     return _SCRIPT or None
 
@@ -316,8 +347,7 @@ class BackendTrainer(Trainer):
         # each step's gradients are averaged across ranks, so no fused loop.
         self._update_threads = _update_threads if allreduce is None else None
         self._fused_value_steps = (
-            FusedValueSteps.for_model(ac.v_net, self.v_variables, vf_optimizer)
-            if allreduce is None else None
+            FusedValueSteps.for_model(ac, vf_optimizer) if allreduce is None else None
         )
         # Only a GIL-free value loop runs well beside the env loop.
         self.overlaps_collection = self._fused_value_steps is not None
@@ -373,8 +403,9 @@ class BackendTrainer(Trainer):
         with _intra_op_threads(self._update_threads if on_main_thread else None):
             batch = _as_tensors(batch)
             loss_v_old = None
-            if self._fused_value_steps is not None and self.train_v_iters > 0:
-                loss_v_old = self._fused_value_steps(batch["obs"], batch["ret"], self.train_v_iters)
+            fused = self._fused_value_steps
+            if fused is not None and fused.applies() and self.train_v_iters > 0:
+                loss_v_old = fused(batch["obs"], batch["ret"], self.train_v_iters)
             for _ in range(0 if loss_v_old is not None else self.train_v_iters):
                 loss_v = self._value_loss(batch)
                 loss_v_old = loss_v.detach() if loss_v_old is None else loss_v_old
