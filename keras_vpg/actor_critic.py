@@ -179,6 +179,7 @@ class ActorCritic(keras.Model):
                 raise TypeError(
                     f"{name} must be a built keras.Model (e.g. functional), got {net!r}"
                 )
+            _check_no_regularizers(name, net)
         self.pi_net = pi_net
         self.v_net = v_net
         self.action_space = action_space
@@ -336,6 +337,20 @@ class ActorCritic(keras.Model):
         config["pi_net"] = keras.saving.deserialize_keras_object(config["pi_net"])
         config["v_net"] = keras.saving.deserialize_keras_object(config["v_net"])
         return cls(**config)
+
+
+def _check_no_regularizers(name: str, net: keras.Model) -> None:
+    """Raise if a layer of ``net`` has a regularizer: VPG's losses do not include them."""
+    stack = list(net.layers)
+    while stack:
+        layer = stack.pop()
+        stack.extend(getattr(layer, "layers", []))
+        for attr in dir(type(layer)) + list(vars(layer)):
+            if attr.endswith("_regularizer") and getattr(layer, attr, None) is not None:
+                raise ValueError(
+                    f"{name}: layer {layer.name!r} has {attr}; the policy and value "
+                    "losses do not add regularization penalties, so it would be ignored"
+                )
 
 
 def _is_backend_tensor(x) -> bool:

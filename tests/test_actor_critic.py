@@ -93,6 +93,17 @@ def test_bring_your_own_functional_networks():
     assert a.shape == v.shape == logp.shape == (4,)
 
 
+@pytest.mark.parametrize("net", ["pi_net", "v_net"])
+def test_a_regularized_layer_is_refused_not_ignored(net):
+    inputs = keras.Input((5,))
+    nets = {"pi_net": keras.Model(inputs, keras.layers.Dense(2)(inputs)),
+            "v_net": keras.Model(inputs, keras.layers.Dense(1)(inputs))}
+    hidden = keras.layers.Dense(3, kernel_regularizer="l2", name="decayed")(inputs)
+    nets[net] = keras.Model(inputs, keras.layers.Dense(2 if net == "pi_net" else 1)(hidden))
+    with pytest.raises(ValueError, match=f"{net}: layer 'decayed' has kernel_regularizer"):
+        keras_vpg.ActorCritic(nets["pi_net"], nets["v_net"], gym.spaces.Discrete(2))
+
+
 def test_keras_round_trip_in_fresh_processes_on_every_backend(tmp_path):
     for space, tag in ((BOX, "box"), (DISCRETE, "discrete")):
         ac = make(space, normalize_obs=True)
