@@ -140,7 +140,10 @@ class ActorCritic(keras.Model):
         Functional model ``obs (B, *O) -> logits (B, n)`` for a Discrete action
         space, or ``obs (B, *O) -> mean (B, A)`` for a Box action space.
     v_net : keras.Model
-        Functional model ``obs (B, *O) -> value (B, 1)`` or ``(B,)``.
+        Functional model ``obs (B, *O) -> value (B, 1)`` or ``(B,)``. Neither
+        network may have regularizers (VPG's losses do not add them; a
+        ``ValueError`` names the layer). If they share variables, the value
+        steps do not overlap collection (see ``VPG(overlap_update=...)``).
     action_space : gymnasium.spaces.Discrete or gymnasium.spaces.Box
         The env's action space (or its :func:`space_to_config` dict).
     log_std_init : float
