@@ -40,9 +40,27 @@ from keras_vpg.trainers.base import (
     value_metrics,
 )
 
-_TORCH_ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid,
-                      "linear": None, "elu": torch.nn.functional.elu,
-                      "gelu": torch.nn.functional.gelu, "silu": torch.nn.functional.silu}
+#: Activations of plain-MLP layers, as codes for :func:`_activate` (TorchScript
+#: takes no callables, and the eager path uses the same function).
+_ACTIVATION_CODES = {
+    "tanh": 0, "relu": 1, "sigmoid": 2, "linear": 3, "elu": 4, "gelu": 5, "silu": 6,
+}
+
+
+def _activate(x: torch.Tensor, code: int) -> torch.Tensor:
+    if code == 0:
+        return torch.tanh(x)
+    if code == 1:
+        return torch.relu(x)
+    if code == 2:
+        return torch.sigmoid(x)
+    if code == 4:
+        return torch.nn.functional.elu(x)
+    if code == 5:
+        return torch.nn.functional.gelu(x)
+    if code == 6:
+        return torch.nn.functional.silu(x)
+    return x
 
 
 #: Intra-op threads of the update, when keras-vpg chose the thread count (else ``None``).
@@ -91,14 +109,15 @@ def _intra_op_threads(threads: int | None):
 
 
 def mlp_layers(net: keras.Model):
-    """``[(kernel, bias or None, torch activation or None) | "flatten"]`` of a plain MLP.
+    """``[(kernel, bias or None, activation code) | "flatten"]`` of a plain MLP.
 
-    ``None`` unless the model qualifies (see :func:`numpy_policy.mlp_layers`).
+    Codes are those of :data:`_ACTIVATION_CODES`. ``None`` unless the model
+    qualifies (see :func:`numpy_policy.mlp_layers`).
     """
-    steps = numpy_policy.mlp_layers(net, _TORCH_ACTIVATIONS)
+    steps = numpy_policy.mlp_layers(net, _ACTIVATION_CODES)
     if steps is None:
         return None
-    return [s if s == "flatten" else (s[0], s[1], _TORCH_ACTIVATIONS[s[2]]) for s in steps]
+    return [s if s == "flatten" else (s[0], s[1], _ACTIVATION_CODES[s[2]]) for s in steps]
 
 
 def _run(steps, x):
@@ -109,8 +128,7 @@ def _run(steps, x):
             continue
         kernel, bias, activation = step
         x = torch.addmm(bias, x, kernel) if bias is not None else x @ kernel
-        if activation is not None:
-            x = activation(x)
+        x = _activate(x, activation)
     return x
 
 
@@ -127,28 +145,6 @@ def _tensors(steps, detach: bool):
             bias = bias.value.detach() if detach else bias.value
         out.append((kernel, bias, activation))
     return out
-
-
-#: Activation codes of :func:`_adam_value_steps` (TorchScript takes no callables).
-_ACTIVATION_CODES = {
-    "tanh": 0, "relu": 1, "sigmoid": 2, "linear": 3, "elu": 4, "gelu": 5, "silu": 6,
-}
-
-
-def _activate(x: torch.Tensor, code: int) -> torch.Tensor:
-    if code == 0:
-        return torch.tanh(x)
-    if code == 1:
-        return torch.relu(x)
-    if code == 2:
-        return torch.sigmoid(x)
-    if code == 4:
-        return torch.nn.functional.elu(x)
-    if code == 5:
-        return torch.nn.functional.gelu(x)
-    if code == 6:
-        return torch.nn.functional.silu(x)
-    return x
 
 
 def _adam_value_steps(
@@ -218,32 +214,31 @@ class FusedValueSteps:
     def __init__(self, steps, optimizer, script):
         self._script = script
         self._params, self._activations = [], []
-        for kernel, bias, name in steps:
+        for kernel, bias, code in steps:
             self._params += [kernel, bias]
-            self._activations.append(_ACTIVATION_CODES[name])
+            self._activations.append(code)
         index = optimizer._get_variable_index
         self._momentums = [optimizer._momentums[index(v)] for v in self._params]
         self._velocities = [optimizer._velocities[index(v)] for v in self._params]
         self._optimizer = optimizer
 
     @classmethod
-    def for_model(cls, ac, optimizer) -> FusedValueSteps | None:
+    def for_model(cls, ac, v_steps, optimizer) -> FusedValueSteps | None:
         """The fused steps for ``ac``'s value net and ``optimizer``; ``None`` if they do not apply.
 
-        They apply to Flatten-first or plain stacks of biased float32 Dense layers
-        sharing no variable with the policy (the value steps may run while the
-        policy step does), trained by :func:`_plain_adam` optimizers.
+        ``v_steps`` is :func:`mlp_layers` of ``ac.v_net``. They apply to
+        Flatten-first or plain stacks of biased float32 Dense layers sharing no
+        variable with the policy (the value steps may run while the policy step
+        does), trained by :func:`_plain_adam` optimizers.
         """
-        steps = numpy_policy.mlp_layers(ac.v_net, _ACTIVATION_CODES)
-        if steps is None or not _plain_adam(optimizer):
+        if v_steps is None or not _plain_adam(optimizer):
             return None
-        if steps and steps[0] == "flatten":
-            steps = steps[1:]
-        params = [v for step in steps if step != "flatten" for v in step[:2]]
+        steps = v_steps[1:] if v_steps and v_steps[0] == "flatten" else v_steps
+        if not steps or "flatten" in steps:
+            return None
+        params = [v for step in steps for v in step[:2]]
         if (
-            not steps
-            or "flatten" in steps
-            or any(v is None or v.constraint is not None or v.dtype != "float32" for v in params)
+            any(v is None or v.constraint is not None or v.dtype != "float32" for v in params)
             or {id(v) for v in params} != {id(v) for v in ac.v_variables}
             or {id(v) for v in params} & {id(v) for v in ac.pi_variables}
         ):
@@ -347,7 +342,8 @@ class BackendTrainer(Trainer):
         # each step's gradients are averaged across ranks, so no fused loop.
         self._update_threads = _update_threads if allreduce is None else None
         self._fused_value_steps = (
-            FusedValueSteps.for_model(ac, vf_optimizer) if allreduce is None else None
+            FusedValueSteps.for_model(ac, self._v_steps, vf_optimizer)
+            if allreduce is None else None
         )
         # Only a GIL-free value loop runs well beside the env loop.
         self.overlaps_collection = self._fused_value_steps is not None
@@ -406,10 +402,11 @@ class BackendTrainer(Trainer):
             fused = self._fused_value_steps
             if fused is not None and fused.applies() and self.train_v_iters > 0:
                 loss_v_old = fused(batch["obs"], batch["ret"], self.train_v_iters)
-            for _ in range(0 if loss_v_old is not None else self.train_v_iters):
-                loss_v = self._value_loss(batch)
-                loss_v_old = loss_v.detach() if loss_v_old is None else loss_v_old
-                self._gradient_step(loss_v, self.v_variables, self.vf_optimizer)
+            else:
+                for _ in range(self.train_v_iters):
+                    loss_v = self._value_loss(batch)
+                    loss_v_old = loss_v.detach() if loss_v_old is None else loss_v_old
+                    self._gradient_step(loss_v, self.v_variables, self.vf_optimizer)
             with torch.no_grad():
                 if loss_v_old is None:
                     loss_v_old = value_loss(self.ac, batch["obs"], batch["ret"], normalized=True)
