@@ -217,6 +217,12 @@ class ActorCritic(keras.Model):
         """Trainable variables of the value function."""
         return list(self.v_net.trainable_variables)
 
+    @property
+    def shared_variables(self) -> list:
+        """Variables in both :attr:`pi_variables` and :attr:`v_variables` (a shared trunk)."""
+        pi_ids = {id(v) for v in self.pi_variables}
+        return [v for v in self.v_variables if id(v) in pi_ids]
+
     # -- tensor functions (differentiable, used inside compiled code) --------------------
     def distribution(self, obs) -> Distribution:
         """The policy's action distribution at ``obs`` of shape ``(B, *O)``."""

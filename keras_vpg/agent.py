@@ -202,7 +202,7 @@ class VPG:
                 "under MPI each rank has its own core"
             )
         # The value steps would race the policy step over a shared variable.
-        shared = {id(v) for v in self.ac.pi_variables} & {id(v) for v in self.ac.v_variables}
+        shared = self.ac.shared_variables
         if overlap_update and shared:
             raise ValueError(
                 "overlap_update=True needs a policy and a value function that share no "

@@ -240,7 +240,7 @@ class FusedValueSteps:
         if (
             any(v is None or v.constraint is not None or v.dtype != "float32" for v in params)
             or {id(v) for v in params} != {id(v) for v in ac.v_variables}
-            or {id(v) for v in params} & {id(v) for v in ac.pi_variables}
+            or ac.shared_variables
         ):
             return None
         script = _scripted_value_steps()
