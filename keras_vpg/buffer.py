@@ -139,14 +139,14 @@ class VPGBuffer:
         for env_index, ends in paths.items():
             self._finish_paths(env_index, ends)
 
-    def finish_path(self, env_index: int, last_val: float = 0.0, end: int | None = None) -> None:
-        """Close the path of environment ``env_index`` that ends at row ``end`` (default: now).
+    def finish_path(self, env_index: int, last_val: float = 0.0) -> None:
+        """Close the current path of environment ``env_index`` (it ends at the current row).
 
         ``last_val`` is 0 when the episode terminated, else V of the true final
         observation (truncation, ``max_ep_len`` or the epoch cut-off), so the
         return is bootstrapped beyond the cut. ``self.val`` must hold the path's values.
         """
-        self._finish_paths(env_index, [(self.ptr if end is None else end, last_val)])
+        self._finish_paths(env_index, [(self.ptr, last_val)])
 
     def _finish_paths(self, env_index: int, ends: list[tuple[int, float]]) -> None:
         """Close consecutive paths of one env, ``ends`` = ``[(end row, last_val)]`` in order.
