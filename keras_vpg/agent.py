@@ -8,8 +8,8 @@ Each epoch follows Spinning Up's pseudocode:
 4. log the epoch and checkpoint the policy.
 
 Collection needs only the policy: values are computed for the whole batch
-after it. So where the backend gains from it (JAX; TensorFlow with an MLP
-policy), the value steps of epoch ``k`` run in a background thread while epoch
+after it. So where the backend's value steps run without holding the GIL (see
+``VPG(overlap_update=...)``), the value steps of epoch ``k`` run in a background thread while epoch
 ``k + 1`` is collected with the already-updated policy -- the same computation
 as one after the other, with epoch ``k``'s logs and callbacks following as soon
 as its value steps finish.
