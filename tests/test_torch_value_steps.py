@@ -15,7 +15,8 @@ import pytest
 import keras_vpg
 
 if keras.backend.backend() != "torch":  # tox's torch env runs this module
-    pytest.skip("the fused value steps are PyTorch's", allow_module_level=True)
+    pytest.skip("tests PyTorch-only code (trainers/torch.py FusedValueSteps); "
+                "tox's torch env runs it", allow_module_level=True)
 
 from keras_vpg.trainers import get_trainer  # noqa: E402
 from keras_vpg.trainers import torch as torch_trainer  # noqa: E402
