@@ -78,7 +78,11 @@ def space_from_config(config: dict[str, Any] | gym.Space) -> gym.Space:
 class ObservationNormalizer(keras.layers.Layer):
     """Standardizes observations with a running mean and variance (non-trainable).
 
-    ``call(obs)`` returns ``clip((obs - mean) / sqrt(var + 1e-8), -clip, clip)``.
+    ``call(obs)`` returns ``clip((obs - mean) / sqrt(var + 1e-8), -clip, clip)``
+    once the statistics have taken in data; before that (``count == 0``, e.g. the
+    first epoch's collection) it returns the observations unchanged, unclipped:
+    clipping raw values at the initial mean 0 and variance 1 would cut large
+    observations such as MuJoCo velocities.
     The statistics change only through :meth:`update`, which merges a batch's
     moments (Chan et al.'s parallel algorithm); under MPI the agent passes
     moments summed over all ranks.
@@ -105,7 +109,8 @@ class ObservationNormalizer(keras.layers.Layer):
 
     def call(self, obs):
         z = (obs - self.mean) / ops.sqrt(self.var + 1e-8)
-        return ops.clip(z, -self.clip, self.clip)
+        # Before any data the statistics are (0, 1): pass observations through unclipped.
+        return ops.where(self.count > 0, ops.clip(z, -self.clip, self.clip), obs)
 
     def update(self, total: np.ndarray, total_sq: np.ndarray, count: float) -> None:
         """Merge a batch given its sum ``(O...)``, sum of squares ``(O...)`` and size."""

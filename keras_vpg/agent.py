@@ -176,7 +176,10 @@ class VPG:
             raise TypeError(
                 f"actor_critic must return a keras_vpg.ActorCritic, got {type(self.ac).__name__}"
             )
-        mpi.sync_variables(self.ac.variables)
+        # Ranks start from rank 0's weights (parameters and normalizer statistics) but
+        # keep their own random streams: `weights`, unlike `variables`, leaves out the
+        # sampling SeedGenerator, whose copy would give every rank the same noise.
+        mpi.sync_variables(self.ac.weights)
 
         allreduce = mpi.allreduce_mean if self.num_procs > 1 else None
         self.trainer = get_trainer(
@@ -295,11 +298,12 @@ class VPG:
             start = time.perf_counter()
             self.buffer.compute_advantages(self.trainer.value)  # 2. values, GAE-Lambda
             batch = self.buffer.get()
-            # 3. the value steps (in the background when overlapping: they read and
-            #    change only the value network), one policy step (on the statistics
-            #    that collected the data), then the normalizer takes in the epoch.
-            value_steps = self._value_steps(self.trainer.value_batch(batch))
+            # 3. one policy step, at the parameters that collected the data (value steps
+            #    first would move a trunk shared with the value function); then the
+            #    value steps (in the background when overlapping: they read and change
+            #    only the value network); then the normalizer takes in the epoch.
             policy_metrics = self.trainer.update_policy(batch)
+            value_steps = self._value_steps(self.trainer.value_batch(batch))
             self._update_obs_normalizer(batch["obs"])
             self._updating = _Updating(self.epoch, rollout, policy_metrics, value_steps)
             self._update_seconds += time.perf_counter() - start

@@ -48,6 +48,13 @@ def test_averaged_gradient_equals_single_process_gradient(backend, tmp_path):
     assert "CHECK OK" in result.stdout
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ranks_share_weights_but_not_exploration_noise(backend, tmp_path):
+    result, _ = run_check("noise", backend, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "CHECK OK" in result.stdout
+
+
 @pytest.mark.parametrize("backend", ["jax"])
 def test_a_failing_rank_stops_every_rank(backend, tmp_path):
     result, seconds = run_check("raise", backend, tmp_path, timeout=240)

@@ -31,6 +31,9 @@ ACTIVATIONS = {
     "silu": lambda x: x * _sigmoid(x),
 }
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+#: The ActorCritic methods between an observation and a sampled action: a subclass
+#: overriding any of them samples differently from the numpy copy of the maths.
+_SAMPLING_METHODS = ("distribution", "normalize", "sample_tensors")
 
 
 def mlp_layers(net: keras.Model, activations) -> list | None:
@@ -38,7 +41,9 @@ def mlp_layers(net: keras.Model, activations) -> list | None:
 
     Only single-input, single-output models made of Flatten and Dense layers whose
     activation is a key of ``activations`` qualify; ``kernel`` and ``bias`` are
-    the layers' Keras variables.
+    the layers' Keras variables. This reads the layers in order: whether they
+    also run in that order, once each, is checked on numbers by
+    :meth:`NumpyPolicySampler.for_model`.
     """
     if len(net.inputs) != 1 or len(net.outputs) != 1:
         return None
@@ -77,8 +82,31 @@ class NumpyPolicySampler:
 
     @classmethod
     def for_model(cls, ac: ActorCritic) -> NumpyPolicySampler | None:
+        """The sampler of ``ac``, or ``None`` when numpy would not reproduce its policy."""
+        if any(getattr(type(ac), name) is not getattr(ActorCritic, name)
+               for name in _SAMPLING_METHODS):
+            return None  # a subclass changes how actions are drawn
         steps = mlp_layers(ac.pi_net, ACTIVATIONS)
-        return None if steps is None else cls(ac, steps)
+        if steps is None:
+            return None
+        sampler = cls(ac, steps)
+        return sampler if sampler._reproduces_policy_net() else None
+
+    def _reproduces_policy_net(self) -> bool:
+        """Whether the numpy forward pass matches ``pi_net`` on a random batch.
+
+        Reading ``pi_net.layers`` in order misses a layer called twice or layers
+        wired other than in a chain; comparing outputs catches anything of that kind.
+        """
+        obs = np.random.default_rng(0).normal(size=(8, *self.ac.observation_shape))
+        obs = obs.astype(np.float32)
+        expected = keras.ops.convert_to_numpy(self.ac.pi_net(self.ac.normalize(obs)))
+        self.begin()
+        try:
+            got = self._policy_outputs(obs)
+        finally:
+            self.end()
+        return got.shape == expected.shape and np.allclose(got, expected, rtol=1e-4, atol=1e-5)
 
     def begin(self) -> None:
         """Read the current weights (call before a run of :meth:`sample` calls)."""
@@ -96,8 +124,11 @@ class NumpyPolicySampler:
         cache = {"layers": layers, "norm": None}
         norm = self.ac.obs_normalizer
         if norm is not None:
-            cache["norm"] = (numpy(norm.mean), np.sqrt(numpy(norm.var) + np.float32(1e-8)),
-                             np.float32(norm.clip))
+            # As ObservationNormalizer.call: no statistics yet -> observations unchanged.
+            if float(keras.ops.convert_to_numpy(norm.count)) > 0:
+                cache["norm"] = (numpy(norm.mean),
+                                 np.sqrt(numpy(norm.var) + np.float32(1e-8)),
+                                 np.float32(norm.clip))
         if not self.ac.discrete:
             log_std = numpy(self.ac.log_std)
             cache["std"] = np.exp(log_std)
@@ -110,6 +141,21 @@ class NumpyPolicySampler:
 
     def sample(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Actions ``(B, ...)`` and their log-probs ``(B,)`` for observations ``(B, *O)``."""
+        x = self._policy_outputs(obs)
+        if self.ac.discrete:
+            shifted = x - x.max(axis=-1, keepdims=True)
+            log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+            # Gumbel-max: argmax(log-probs + Gumbel noise) is a categorical draw.
+            gumbel = self.rng.gumbel(size=log_probs.shape).astype(np.float32)
+            action = np.argmax(log_probs + gumbel, axis=-1).astype(np.int32)
+            return action, log_probs[np.arange(len(action)), action]
+        noise = self.rng.standard_normal(x.shape, dtype=np.float32)
+        action = x + self.cache["std"] * noise
+        logp = np.square(noise).sum(axis=-1) * np.float32(-0.5) + self.cache["logp_const"]
+        return action, logp.astype(np.float32)
+
+    def _policy_outputs(self, obs: np.ndarray) -> np.ndarray:
+        """``pi_net``'s output ``(B, A)`` (logits or means) for observations ``(B, *O)``."""
         cache = self.cache
         x = np.asarray(obs, dtype=np.float32)
         if cache["norm"] is not None:
@@ -125,14 +171,4 @@ class NumpyPolicySampler:
                 x += bias
             if activation is not None:
                 x = activation(x)
-        if self.ac.discrete:
-            shifted = x - x.max(axis=-1, keepdims=True)
-            log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-            # Gumbel-max: argmax(log-probs + Gumbel noise) is a categorical draw.
-            gumbel = self.rng.gumbel(size=log_probs.shape).astype(np.float32)
-            action = np.argmax(log_probs + gumbel, axis=-1).astype(np.int32)
-            return action, log_probs[np.arange(len(action)), action]
-        noise = self.rng.standard_normal(x.shape, dtype=np.float32)
-        action = x + cache["std"] * noise
-        logp = np.square(noise).sum(axis=-1) * np.float32(-0.5) + cache["logp_const"]
-        return action, logp.astype(np.float32)
+        return x

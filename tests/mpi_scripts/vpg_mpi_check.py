@@ -4,6 +4,8 @@ Usage: python vpg_mpi_check.py MODE OUTPUT_DIR, MODE one of
   train  - weights identical on every rank after training; TotalEnvInteracts counts all ranks
   grad   - the averaged gradient step equals the single-process step on the joined batch
   raise  - rank 1 raises mid-training; the run must end non-zero, printing the error
+  noise  - ranks start from identical weights but draw independent exploration noise
+           (a constant-observation continuous env: any shared noise shows as equal actions)
 Prints "CHECK OK" on rank 0 when the checks pass.
 """
 
@@ -91,6 +93,41 @@ elif mode == "grad":
     weights = comm.gather(averaged, root=0)
     if rank == 0:
         assert np.array_equal(weights[0], weights[1])
+        print("CHECK OK")
+
+elif mode == "noise":
+    class ConstantObservationEnv(gym.Env):
+        """The same observation every step: actions differ only through sampling noise."""
+
+        observation_space = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
+        action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+
+        def reset(self, *, seed=None, options=None):
+            super().reset(seed=seed)
+            return np.full(3, 0.5, np.float32), {}
+
+        def step(self, action):
+            actions.append(np.array(action, np.float64))
+            return np.full(3, 0.5, np.float32), 0.0, False, False, {}
+
+    actions = []
+    agent = keras_vpg.VPG(
+        ConstantObservationEnv, steps_per_epoch=400, train_v_iters=2, max_ep_len=50, seed=7,
+        logger_kwargs=dict(output_dir=output_dir),
+    )
+    initial = comm.gather(flat_weights(agent.ac), root=0)
+    agent.fit(epochs=1, verbose=0)
+    gathered = comm.gather(np.stack(actions), root=0)
+    if rank == 0:
+        assert np.array_equal(initial[0], initial[1]), "ranks start from different weights"
+        a, b = gathered
+        assert a.shape == b.shape == (200, 2), (a.shape, b.shape)
+        identical = int(np.all(a == b, axis=1).sum())
+        assert identical == 0, f"{identical} of 200 actions identical across ranks"
+        # Per action dimension: the policy mean is the same on both ranks, only noise differs.
+        corr = max(abs(np.corrcoef(a[:, i], b[:, i])[0, 1]) for i in range(2))
+        assert corr < 0.3, f"actions correlate across ranks: {corr:.3f}"
+        print(f"correlation {corr:.3f}")
         print("CHECK OK")
 
 elif mode == "raise":
