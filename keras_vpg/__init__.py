@@ -10,6 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from keras_vpg.actor_critic import ActorCritic, MLPActorCritic
 from keras_vpg.agent import VPG, vpg
+from keras_vpg.callbacks import EvalCallback, TensorBoardLogger, evaluate_policy
 from keras_vpg.distributions import Categorical, DiagGaussian, Distribution
 from keras_vpg.serving import export, load_policy_and_env, run_policy
 
@@ -21,7 +22,10 @@ __all__ = [
     "Categorical",
     "DiagGaussian",
     "Distribution",
+    "EvalCallback",
     "MLPActorCritic",
+    "TensorBoardLogger",
+    "evaluate_policy",
     "export",
     "load_policy_and_env",
     "run_policy",

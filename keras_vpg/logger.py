@@ -84,12 +84,21 @@ class EpochLogger:
         atomic_write(self.output_dir / "config.json", lambda p: Path(p).write_text(text))
 
     def dump_tabular(self, row: dict[str, float]) -> None:
-        """Append one epoch's row to ``progress.txt`` (the file is rewritten atomically)."""
+        """Append one epoch's row to ``progress.txt`` (the file is rewritten atomically).
+
+        The header is the DESIGN columns present, in their order, then the other
+        keys in order of appearance. A key first seen in a later row (a callback's
+        column) becomes a new column at the end; earlier rows read ``nan`` there.
+        Rewriting the whole file each epoch is what makes that safe: the header
+        always matches every row.
+        """
         if not self.is_writer:
             return
         if self.columns is None:
             extra = [k for k in row if k not in PROGRESS_COLUMNS]
             self.columns = [k for k in PROGRESS_COLUMNS if k in row] + extra
+        else:
+            self.columns += [k for k in row if k not in self.columns]
         self.rows.append(dict(row))
         lines = ["\t".join(self.columns)]
         nan = float("nan")
