@@ -44,6 +44,8 @@ from keras_vpg.logger import EpochLogger, ProgressBar
 from keras_vpg.rollout import VECTOR_MODES, EpochRollout, RolloutCollector, make_vector_env
 from keras_vpg.trainers import UPDATE_METRICS, get_trainer
 
+LearningRate = keras.optimizers.schedules.LearningRateSchedule
+
 
 @dataclass
 class _Updating:
@@ -77,8 +79,11 @@ class VPG:
         multiple of ``num_envs * num_procs`` (with a warning) when it does not divide.
     gamma : float
         Discount factor, in [0, 1].
-    pi_lr, vf_lr : float
-        Adam learning rates of the policy and of the value function.
+    pi_lr, vf_lr : float or keras.optimizers.schedules.LearningRateSchedule
+        Adam learning rates of the policy and of the value function. A schedule
+        is called with the optimizer's step count: the policy optimizer steps once
+        per epoch, the value optimizer ``train_v_iters`` times. config.json keeps
+        schedules in Keras's serialized form (:func:`keras_vpg.load_config`).
     train_v_iters : int
         Value-function gradient steps per epoch.
     lam : float
@@ -123,8 +128,8 @@ class VPG:
         seed: int = 0,
         steps_per_epoch: int = 4000,
         gamma: float = 0.99,
-        pi_lr: float = 3e-4,
-        vf_lr: float = 1e-3,
+        pi_lr: float | LearningRate = 3e-4,
+        vf_lr: float | LearningRate = 1e-3,
         train_v_iters: int = 80,
         lam: float = 0.97,
         max_ep_len: int | None = 1000,
@@ -455,8 +460,8 @@ def vpg(
     steps_per_epoch: int = 4000,
     epochs: int = 50,
     gamma: float = 0.99,
-    pi_lr: float = 3e-4,
-    vf_lr: float = 1e-3,
+    pi_lr: float | LearningRate = 3e-4,
+    vf_lr: float | LearningRate = 1e-3,
     train_v_iters: int = 80,
     lam: float = 0.97,
     max_ep_len: int | None = 1000,
@@ -502,8 +507,14 @@ def _check_arguments(config: dict[str, Any]) -> None:
             raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
     for name in ("pi_lr", "vf_lr"):
         value = config[name]
-        if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise ValueError(f"{name} must be a non-negative learning rate, got {value!r}")
+        if isinstance(value, keras.optimizers.schedules.LearningRateSchedule):
+            continue
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or not math.isfinite(value) or value < 0):
+            raise ValueError(
+                f"{name} must be a non-negative learning rate or a "
+                f"keras.optimizers.schedules.LearningRateSchedule, got {value!r}"
+            )
     _check_int("seed", config["seed"], minimum=0)
     _check_int("steps_per_epoch", config["steps_per_epoch"], minimum=1)
     _check_int("train_v_iters", config["train_v_iters"], minimum=0)
