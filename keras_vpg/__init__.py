@@ -12,6 +12,7 @@ from keras_vpg.actor_critic import ActorCritic, MLPActorCritic
 from keras_vpg.agent import VPG, vpg
 from keras_vpg.callbacks import EvalCallback, TensorBoardLogger, evaluate_policy
 from keras_vpg.distributions import Categorical, DiagGaussian, Distribution
+from keras_vpg.grid import ExperimentGrid
 from keras_vpg.logger import load_config
 from keras_vpg.serving import export, load_policy_and_env, run_policy
 
@@ -24,6 +25,7 @@ __all__ = [
     "DiagGaussian",
     "Distribution",
     "EvalCallback",
+    "ExperimentGrid",
     "MLPActorCritic",
     "TensorBoardLogger",
     "evaluate_policy",
