@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import pytest
 
 import keras_vpg
@@ -182,6 +184,10 @@ def test_grid_runs_across_a_hostfile_with_global_counts(tmp_path):
     for key, value in dict(steps_per_epoch=400, epochs=2, train_v_iters=2, verbose=0,
                            ac_kwargs=dict(hidden_sizes=(16,))).items():
         grid.add(key, value)
+    # Callbacks run on rank 0 only; its evaluation columns reach the one progress.txt.
+    evaluate = keras_vpg.EvalCallback(functools.partial(gym.make, "CartPole-v1"), eval_freq=2,
+                                      n_eval_episodes=2, verbose=0)
+    grid.add("callbacks", [[evaluate]])
     (result,) = grid.run(keras_vpg.vpg, num_cpu=2, data_dir=str(tmp_path),
                          hostfile=str(hostfile))
     run_dir = tmp_path / "mh" / "mh_s0"
@@ -190,4 +196,6 @@ def test_grid_runs_across_a_hostfile_with_global_counts(tmp_path):
     assert [line.split("\t")[header.index("TotalEnvInteracts")] for line in lines[1:]] == [
         "400", "800"]
     assert json.loads((run_dir / "config.json").read_text())["num_procs"] == 2
+    evaluated = [line.split("\t")[header.index("EvalAverageEpRet")] for line in lines[1:]]
+    assert evaluated[0] == "nan" and float(evaluated[1]) > 0
     assert result.ok
