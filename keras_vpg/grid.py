@@ -19,6 +19,7 @@ import itertools
 import json
 import math
 import os
+import signal
 import string
 import subprocess
 import sys
@@ -351,9 +352,12 @@ def run_experiments(
                               f"output in {log}", flush=True)
                     else:
                         print(f"{LINE}\nRunning {run.output_dir}\n{LINE}", flush=True)
+                    # A session of its own: stopping the grid stops the run's whole
+                    # process group (mpirun and its ranks included).
                     process = subprocess.Popen(
                         [python, "-m", "keras_vpg._run_entrypoint", str(payload)],
                         env=env, stdout=output, stderr=subprocess.STDOUT if output else None,
+                        start_new_session=hasattr(os, "killpg"),
                     )
                     running[index] = (process, time.monotonic(), log, output)
                 finished = [i for i, (p, *_) in running.items() if p.poll() is not None]
@@ -370,10 +374,12 @@ def run_experiments(
                     if process.returncode and log:
                         print(f"FAILED {run.output_dir} (exit {process.returncode}); "
                               f"last lines of {log}:\n{_tail(log)}", flush=True)
+                    elif log:
+                        print(f"Finished {run.exp_name} (seed {run.kwargs['seed']}) in "
+                              f"{results[index].seconds:.0f} s", flush=True)
         finally:  # Ctrl-C or an error here: no run is left behind
             for process, _, _, output in running.values():
-                process.terminate()
-                process.wait()
+                _stop(process)
                 if output is not None:
                     output.close()
     done = [r for r in results if r is not None]
@@ -463,6 +469,22 @@ def _unflatten(flat: dict[str, Any]) -> dict[str, Any]:
     for head, group in groups.items():
         nested[head] = _unflatten(group)
     return nested
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """SIGTERM to the run's process group (the agent checkpoints on it), then wait."""
+    try:
+        if hasattr(os, "killpg"):
+            os.killpg(process.pid, signal.SIGTERM)
+        else:
+            process.terminate()
+    except ProcessLookupError:
+        pass
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _tail(path: str, lines: int = 15) -> str:
