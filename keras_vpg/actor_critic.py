@@ -169,6 +169,11 @@ class ActorCritic(keras.Model):
     exact; send ``np.clip``-ed actions to the env (the agent does).
     """
 
+    # The agent keeps its optimizers outside the model (a model attribute would be
+    # saved into every .keras file). Keras callbacks read ``model.optimizer``
+    # (keras.callbacks.TensorBoard logs its learning rate when it is one): say "none".
+    optimizer = None
+
     def __init__(
         self,
         pi_net: keras.Model,

@@ -44,6 +44,8 @@ from keras_vpg.logger import EpochLogger, ProgressBar
 from keras_vpg.rollout import VECTOR_MODES, EpochRollout, RolloutCollector, make_vector_env
 from keras_vpg.trainers import UPDATE_METRICS, get_trainer
 
+LearningRate = keras.optimizers.schedules.LearningRateSchedule
+
 
 @dataclass
 class _Updating:
@@ -77,8 +79,11 @@ class VPG:
         multiple of ``num_envs * num_procs`` (with a warning) when it does not divide.
     gamma : float
         Discount factor, in [0, 1].
-    pi_lr, vf_lr : float
-        Adam learning rates of the policy and of the value function.
+    pi_lr, vf_lr : float or keras.optimizers.schedules.LearningRateSchedule
+        Adam learning rates of the policy and of the value function. A schedule
+        is called with the optimizer's step count: the policy optimizer steps once
+        per epoch, the value optimizer ``train_v_iters`` times. config.json keeps
+        schedules in Keras's serialized form (:func:`keras_vpg.load_config`).
     train_v_iters : int
         Value-function gradient steps per epoch.
     lam : float
@@ -123,8 +128,8 @@ class VPG:
         seed: int = 0,
         steps_per_epoch: int = 4000,
         gamma: float = 0.99,
-        pi_lr: float = 3e-4,
-        vf_lr: float = 1e-3,
+        pi_lr: float | LearningRate = 3e-4,
+        vf_lr: float | LearningRate = 1e-3,
         train_v_iters: int = 80,
         lam: float = 0.97,
         max_ep_len: int | None = 1000,
@@ -248,7 +253,10 @@ class VPG:
         callbacks : list of keras.callbacks.Callback
             Receive ``on_epoch_end(epoch, logs)`` with every progress.txt column
             but ``Epoch``; ``callback.model`` is the ActorCritic. They run on
-            rank 0; ``model.stop_training`` ends training on every rank.
+            rank 0; ``model.stop_training`` ends training on every rank. Keys a
+            callback adds to ``logs`` become extra progress.txt columns; callbacks
+            with ``adds_epoch_logs = True`` (:class:`keras_vpg.EvalCallback`) run
+            first, so the others see those keys.
         verbose : int
             0 silent, 1 progress bar and summary line per epoch, 2 summary line only.
 
@@ -266,6 +274,9 @@ class VPG:
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
         history = keras.callbacks.History()
         callbacks = list(callbacks or []) if self.rank == 0 else []
+        # Callbacks that add columns to the logs (EvalCallback) run before the others,
+        # so that TensorBoard, CSVLogger and History see those columns too.
+        callbacks.sort(key=lambda callback: not getattr(callback, "adds_epoch_logs", False))
         self._progress_bar = None
         if verbose and self.rank == 0:
             self._progress_bar = ProgressBar(
@@ -339,8 +350,7 @@ class VPG:
         value_metrics = updating.value_steps.result()  # re-raises the thread's exception
         if wait:
             self._update_seconds += time.perf_counter() - start
-        epoch, logs = self._log_epoch(updating, value_metrics)
-        self._callbacks.on_epoch_end(epoch, logs)
+        epoch, logs = self._log_epoch(updating, value_metrics, self._on_epoch_end)
         stop = mpi.broadcast_object(bool(self.ac.stop_training))
         if (epoch + 1) % self.save_freq == 0 or epoch == self._last_epoch or stop:
             self.logger.save_model(self.ac, epoch)
@@ -348,15 +358,31 @@ class VPG:
             self._callbacks.on_epoch_begin(epoch + 1)
         return stop
 
-    def _log_epoch(self, updating: _Updating, value_metrics: dict[str, float]):
-        """Write the epoch's progress row and count it done; returns ``(epoch, logs)``."""
+    def _on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        """``CallbackList.on_epoch_end`` on ``logs`` itself (Keras's passes each callback
+        a copy), so that keys a callback adds reach the later callbacks and progress.txt."""
+        for callback in self._callbacks.callbacks:
+            callback.on_epoch_end(epoch, logs)
+
+    def _log_epoch(self, updating: _Updating, value_metrics: dict[str, float],
+                   on_epoch_end: Callable[[int, dict], None] | None = None):
+        """Count the epoch done, run ``on_epoch_end``, write its progress row; ``(epoch, logs)``.
+
+        The row is written after the callbacks so that keys they add to ``logs``
+        (``EvalCallback``'s ``EvalAverageEpRet``...) become progress.txt columns;
+        it is written even if a callback raises.
+        """
         now = time.perf_counter()
         metrics = {**updating.policy_metrics, **value_metrics}
         logs = self._epoch_logs(updating.rollout, {k: metrics[k] for k in UPDATE_METRICS},
                                 now - self._clock)
         self._clock = now
-        self.logger.dump_tabular({"Epoch": updating.epoch, **logs})
         self.epoch = updating.epoch + 1
+        try:
+            if on_epoch_end is not None:
+                on_epoch_end(updating.epoch, logs)
+        finally:
+            self.logger.dump_tabular({"Epoch": updating.epoch, **logs})
         return updating.epoch, logs
 
     def _finish_interrupted_epoch(self) -> None:
@@ -434,8 +460,8 @@ def vpg(
     steps_per_epoch: int = 4000,
     epochs: int = 50,
     gamma: float = 0.99,
-    pi_lr: float = 3e-4,
-    vf_lr: float = 1e-3,
+    pi_lr: float | LearningRate = 3e-4,
+    vf_lr: float | LearningRate = 1e-3,
     train_v_iters: int = 80,
     lam: float = 0.97,
     max_ep_len: int | None = 1000,
@@ -481,8 +507,14 @@ def _check_arguments(config: dict[str, Any]) -> None:
             raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
     for name in ("pi_lr", "vf_lr"):
         value = config[name]
-        if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise ValueError(f"{name} must be a non-negative learning rate, got {value!r}")
+        if isinstance(value, keras.optimizers.schedules.LearningRateSchedule):
+            continue
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or not math.isfinite(value) or value < 0):
+            raise ValueError(
+                f"{name} must be a non-negative learning rate or a "
+                f"keras.optimizers.schedules.LearningRateSchedule, got {value!r}"
+            )
     _check_int("seed", config["seed"], minimum=0)
     _check_int("steps_per_epoch", config["steps_per_epoch"], minimum=1)
     _check_int("train_v_iters", config["train_v_iters"], minimum=0)

@@ -181,31 +181,91 @@ def mpirun_path() -> str | None:
     return beside if os.path.exists(beside) else shutil.which("mpirun")
 
 
-def mpirun_command(n: int) -> list[str]:
-    """``mpirun -np n`` with the flags this machine needs.
+#: Variables a rank on another machine needs from the launching shell (Open MPI's ``-x``).
+FORWARDED_ENV = (
+    "IN_MPI", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "KERAS_BACKEND", "KERAS_VPG_THREADS",
+    "PYTHONPATH", "PATH", "TF_CPP_MIN_LOG_LEVEL", "MUJOCO_GL",
+)
+
+
+def mpirun_command(
+    n: int,
+    hostfile: str | os.PathLike | None = None,
+    extra_args: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+) -> list[str]:
+    """``mpirun -np n`` with the flags this machine needs (Open MPI).
 
     ``--allow-run-as-root`` as root; ``--oversubscribe`` so that more ranks than
     cores may run; each rank bound to a core of its own when they fit (Open MPI
     stops binding once oversubscription is allowed, and an unbound JAX rank sizes
     XLA's threads to the whole machine: 115 -> 92 ms per HalfCheetah-v5 update
     with 2 ranks on 2 cores), else no binding.
+
+    With a ``hostfile`` the ranks are placed on its machines (up to each line's
+    ``slots``; no oversubscription, so a hostfile with too few slots is an error
+    rather than a pile-up on one machine), every rank is bound to a core, and the
+    variables of :data:`FORWARDED_ENV` set in ``env`` (default ``os.environ``)
+    are exported to the other machines with ``-x``.
+
+    Parameters
+    ----------
+    n : int
+        Number of ranks, in total over the machines.
+    hostfile : path, optional
+        Open MPI hostfile: one machine a line, e.g. ``node1 slots=8``.
+    extra_args : sequence of str
+        More ``mpirun`` arguments, placed before the program (e.g.
+        ``["--mca", "btl_tcp_if_include", "eth0"]``). A ``--bind-to`` or
+        ``--map-by`` there replaces the binding chosen here.
+
+    Returns
+    -------
+    list of str
+        The command up to (not including) the program to run.
     """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"the number of processes must be an integer >= 1, got {n!r}")
+    if isinstance(extra_args, str):
+        raise TypeError(f"extra_args must be a list of arguments, not the string {extra_args!r}")
     mpirun = mpirun_path()
     if mpirun is None or not mpi_available():
         raise RuntimeError(f"running {n} processes needs MPI: {INSTALL_HINT}")
-    # usable_cores() counts hardware threads, Open MPI binds to physical cores:
-    # "overload-allowed" keeps SMT machines (n up to the thread count) launching.
-    binding = "core:overload-allowed" if n <= usable_cores() else "none"
-    flags = ["--oversubscribe", "--bind-to", binding]
+    extra_args = [str(a) for a in extra_args]
+    user_binds = any(a.startswith(("--bind-to", "--map-by", "-bind-to", "-map-by"))
+                     for a in extra_args)
+    flags: list[str] = []
+    if hostfile is not None:
+        if not os.path.isfile(hostfile):
+            raise FileNotFoundError(f"hostfile {os.fspath(hostfile)!r} does not exist")
+        flags += ["--hostfile", os.fspath(hostfile)]
+        if not user_binds:
+            flags += ["--bind-to", "core:overload-allowed"]
+        env = os.environ if env is None else env
+        for name in FORWARDED_ENV:
+            if name in env:
+                flags += ["-x", name]
+    else:
+        flags.append("--oversubscribe")
+        if not user_binds:
+            # usable_cores() counts hardware threads, Open MPI binds to physical cores:
+            # "overload-allowed" keeps SMT machines (n up to the thread count) launching.
+            flags += ["--bind-to", "core:overload-allowed" if n <= usable_cores() else "none"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         flags.append("--allow-run-as-root")
-    return [mpirun, "-np", str(n), *flags]
+    return [mpirun, "-np", str(n), *flags, *extra_args]
 
 
-def mpi_fork(n: int, extra_args: Sequence[str] = ()) -> None:
+def mpi_fork(
+    n: int,
+    extra_args: Sequence[str] = (),
+    hostfile: str | os.PathLike | None = None,
+) -> None:
     """Re-launch this program under ``mpirun -np n`` and exit with its code (Spinning Up's).
 
-    Does nothing when ``n <= 1`` or when already running under MPI.
+    Does nothing when ``n <= 1`` or when already running under MPI. ``hostfile``
+    and ``extra_args`` go to :func:`mpirun_command` (machines to run on, more
+    ``mpirun`` arguments).
     """
     if n <= 1 or os.environ.get("IN_MPI") or num_procs() > 1:
         return
@@ -214,7 +274,7 @@ def mpi_fork(n: int, extra_args: Sequence[str] = ()) -> None:
     program = list(getattr(sys, "orig_argv", [sys.executable, *sys.argv])[1:])
     if not program or program[0] == "-c":
         raise RuntimeError("mpi_fork needs a script or module to re-launch, not python -c")
-    command = mpirun_command(n) + list(extra_args) + [sys.executable, *program]
+    command = mpirun_command(n, hostfile, extra_args, env) + [sys.executable, *program]
     sys.exit(subprocess.call(command, env=env))
 
 
