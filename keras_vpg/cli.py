@@ -336,12 +336,12 @@ def _load_run(args: argparse.Namespace, with_env: bool = True):
 
 
 def cmd_test_policy(args: argparse.Namespace) -> None:
+    if not args.norender and not _has_display():
+        raise CLIError("no display to render to; pass --norender")
     ac, env_fn = _load_run(args)
     from keras_vpg import serving
 
     if not args.norender:
-        if not _has_display():
-            raise CLIError("no display to render to; pass --norender")
         try:
             env = env_fn(render_mode="human")
         except Exception as error:
@@ -376,6 +376,7 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
 
 def cmd_export(args: argparse.Namespace) -> None:
     run_dir = _check_run_dir(args.run_dir)
+    _select_backend(args)
     from keras_vpg.serving import missing_export_dependency
 
     missing = missing_export_dependency(args.format)

@@ -20,6 +20,8 @@ import gymnasium as gym
 import keras
 import numpy as np
 
+from keras_vpg import actor_critic  # noqa: F401  (registers ActorCritic with Keras's loader)
+
 
 def checkpoint_path(run_dir: str | Path, itr: int | str = "last") -> Path:
     """A run's checkpoint: ``model.keras`` for ``"last"``/``-1``, else ``model_<itr>.keras``."""
