@@ -336,6 +336,7 @@ def _load_run(args: argparse.Namespace, with_env: bool = True):
 
 
 def cmd_test_policy(args: argparse.Namespace) -> None:
+    _check_run_dir(args.run_dir)
     if not args.norender and not _has_display():
         raise CLIError("no display to render to; pass --norender")
     ac, env_fn = _load_run(args)
