@@ -230,10 +230,11 @@ def evaluate_policy(
         lengths: list[list[int]] = [[] for _ in range(count)]
         ep_ret = np.zeros(count)
         ep_len = np.zeros(count, dtype=np.int64)
-        active = np.arange(count)
+        active = list(range(count))
         steps = 0
-        while len(active):
-            actions = policy(obs[active])
+        while active:
+            actions = policy(obs if len(active) == count else obs[active])
+            finished_share = False
             for action, i in zip(actions, active):
                 env = envs.envs[i]
                 next_obs, reward, terminated, truncated, _ = env.step(action)
@@ -245,9 +246,12 @@ def evaluate_policy(
                     ep_ret[i], ep_len[i] = 0.0, 0
                     if len(returns[i]) < quota[i]:
                         next_obs, _ = env.reset()
+                    else:
+                        finished_share = True
                 obs[i] = next_obs
             steps += len(active)
-            active = np.array([i for i in active if len(returns[i]) < quota[i]], dtype=np.int64)
+            if finished_share:
+                active = [i for i in active if len(returns[i]) < quota[i]]
     finally:
         envs.close()
     seconds = time.perf_counter() - start
