@@ -36,8 +36,11 @@ def smooth(y: np.ndarray, window: int) -> np.ndarray:
         return y.copy()
     kernel = np.ones(window)
     valid = np.isfinite(y)
-    totals = np.convolve(np.where(valid, y, 0.0), kernel, mode="same")
-    counts = np.convolve(valid.astype(np.float64), kernel, mode="same")
+    # The centered part of the full convolution (numpy's mode="same" returns
+    # max(len(y), window) points: too many when the window is the longer).
+    center = slice((window - 1) // 2, (window - 1) // 2 + len(y))
+    totals = np.convolve(np.where(valid, y, 0.0), kernel, mode="full")[center]
+    counts = np.convolve(valid.astype(np.float64), kernel, mode="full")[center]
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(counts > 0, totals / counts, np.nan)
 

@@ -22,13 +22,16 @@ def test_read_progress_keeps_nan(tmp_path):
     assert np.isnan(columns["AverageEpRet"][0]) and columns["AverageEpRet"][1] == 2.5
 
 
-def test_smooth_is_a_nan_aware_centered_moving_average():
-    y = np.array([1.0, 2.0, np.nan, 4.0, 8.0])
+@pytest.mark.parametrize("window", [2, 3, 4, 7])
+@pytest.mark.parametrize("length", [2, 5])
+def test_smooth_is_a_nan_aware_centered_moving_average(window, length):
+    y = np.array([1.0, 2.0, np.nan, 4.0, 8.0])[:length]
     expected = []
-    for i in range(len(y)):  # plain loop reference, window 3
-        window = [v for v in y[max(0, i - 1):i + 2] if not np.isnan(v)]
-        expected.append(sum(window) / len(window))
-    np.testing.assert_allclose(smooth(y, 3), expected)
+    for i in range(len(y)):  # plain loop reference: the window around i
+        lo = i - window // 2  # even windows reach one more point back than forward
+        points = [y[j] for j in range(lo, lo + window) if 0 <= j < len(y) and not np.isnan(y[j])]
+        expected.append(sum(points) / len(points) if points else np.nan)
+    np.testing.assert_allclose(smooth(y, window), expected)
 
 
 def test_mean_over_seeds_is_plotted_and_saved(tmp_path):
