@@ -166,8 +166,12 @@ def cmd_train(args: argparse.Namespace) -> None:
     _select_backend(args)
     from keras_vpg import mpi
 
-    mpi.mpi_fork(args.cpu)  # re-launches under mpirun and exits when cpu > 1
-    _check_env_id(args.env)
+    if mpi.num_procs() == 1:
+        _check_env_id(args.env)  # once, before launching ranks
+    try:
+        mpi.mpi_fork(args.cpu)  # re-launches under mpirun and exits when cpu > 1
+    except RuntimeError as error:  # no MPI installed
+        raise CLIError(str(error)) from error
     import gymnasium as gym
     import keras
 

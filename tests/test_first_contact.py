@@ -191,3 +191,13 @@ def test_debug_shows_the_traceback(machine, tmp_path):
     result = cli(machine, "test-policy", "missing/run", cwd=tmp_path,
                  extra_env={"KERAS_VPG_DEBUG": "1"})
     assert result.returncode == 2 and "Traceback" in result.stderr
+
+
+def test_keras_then_keras_vpg_loads_a_saved_policy(machine, trained):
+    # Keras imported first picks its backend itself (here KERAS_BACKEND); importing
+    # keras_vpg afterwards registers its classes with Keras's loader.
+    cwd, _ = trained
+    code = ("import keras, keras_vpg; ac = keras.saving.load_model('data/cp/cp_s0/model.keras'); "
+            "print(type(ac).__name__, ac.act([0.0, 0.0, 0.0, 0.0], deterministic=True) in (0, 1))")
+    result = run(machine, ["-c", code], cwd, extra_env={"KERAS_BACKEND": "jax"})
+    assert result.stdout.split() == ["MLPActorCritic", "True"], result.stderr[-2000:]
