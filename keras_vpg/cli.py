@@ -42,7 +42,9 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
     def _get_help_string(self, action: argparse.Action) -> str:
         help_text = action.help or ""
         default = action.default
-        if default in (None, False, argparse.SUPPRESS) or "%(default)" in help_text:
+        if default is None or default is False or default == argparse.SUPPRESS:
+            return help_text
+        if "%(default)" in help_text:
             return help_text
         if not action.option_strings and action.nargs not in ("?", "*"):
             return help_text

@@ -34,8 +34,9 @@ def test_every_option_is_documented_with_its_default(command):
     text = parser.format_help()
     for action in parser._actions:
         assert action.help, f"{command} {action.option_strings or action.dest} has no help"
-        shows_default = action.option_strings and action.default not in (
-            None, False, argparse.SUPPRESS)
+        shows_default = action.option_strings and not (
+            action.default is None or action.default is False
+            or action.default == argparse.SUPPRESS)
         if shows_default:
             default = action.default
             shown = " ".join(map(str, default)) if isinstance(default, list) else str(default)
