@@ -39,8 +39,10 @@ SUBSTITUTIONS = [
     # The test environment is already an install of keras-vpg with its extras.
     (r'^python3 -m venv \.venv && \.venv/bin/pip install "\.\[jax\]" && \.venv/bin/', ""),
     # Short runs: the commands are checked, not the learning.
-    (r"--epochs \d+", "--epochs 2"),
+    (r"--epochs \d+", "--epochs 1"),
     (r"\bepochs=\d+", "epochs=1"),
+    (r"--steps-per-epoch \d+", "--steps-per-epoch 1000"),
+    (r"\bsteps_per_epoch=\d+", "steps_per_epoch=1000"),
     (r"--episodes \d+", "--episodes 10"),
     # Run from a temporary directory: the examples are in the repository.
     (r"(?<![\w/])examples/", f"{REPO}/examples/"),
@@ -119,7 +121,8 @@ def test_every_shell_command_runs(shell_results):
     assert (cwd / "data" / "cartpole" / "cartpole_s0" / "saved_model" / "saved_model.pb").exists()
     assert (cwd / "data" / "cp" / "cp_s10" / "progress.txt").exists()
     test_policy = [r for c, _, r in results if c.startswith("keras-vpg test-policy")]
-    assert test_policy and all("10 episodes: EpRet" in r.stdout for r in test_policy)
+    assert [r.stdout.split(" episodes: EpRet")[0].split()[-1] for r in test_policy] == [
+        "100", "10"]  # the default, and the reference's --episodes (reduced)
     # Everything a README command writes stays under data/ (ignored) or is the plot.
     assert sorted(p.name for p in cwd.iterdir()) == ["cartpole.png", "cp.png", "data"]
 
