@@ -265,6 +265,8 @@ def cmd_plot(args: argparse.Namespace) -> None:
     out = args.out
     if out is None and not _has_display():
         out = (Path(args.logdir[0]).resolve().name or "plot") + ".png"
+        print("keras-vpg plot: no display: writing to a file (--out to choose it)",
+              file=sys.stderr)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
