@@ -203,11 +203,16 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def _run_summary(run_dir: Path, logs: dict[str, list[float]], seconds: float) -> str:
-    """One line: final AverageEpRet, wall time, steps/s and the run directory."""
+    """One line: final AverageEpRet, steps and wall time, steps/s and the run directory.
+
+    The speed is the last epoch's (the first ones include compilation).
+    """
     final_return = logs.get("AverageEpRet", [math.nan])[-1]
-    steps = logs.get("TotalEnvInteracts", [0])[-1]
+    steps = int(logs.get("TotalEnvInteracts", [0])[-1])
+    speed = logs.get("StepsPerSecond", [steps / max(seconds, 1e-9)])[-1]
     return (f"keras-vpg: done {run_dir.name}: AverageEpRet {final_return:.4g} (last epoch), "
-            f"{seconds:.1f} s, {steps / max(seconds, 1e-9):,.0f} steps/s -> {run_dir}")
+            f"{steps:,} steps in {seconds:.1f} s ({speed:,.0f} steps/s in the last epoch) "
+            f"-> {run_dir}")
 
 
 def _next_steps(args: argparse.Namespace) -> str:
