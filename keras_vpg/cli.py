@@ -161,7 +161,8 @@ def _check_env_id(env_id: str) -> None:
     try:
         gym.make(env_id).close()
     except gym.error.DependencyNotInstalled as error:
-        raise CLIError(f"cannot make env {env_id!r}: {error}") from error
+        extra = ' (or pip install "keras-vpg[mujoco]")' if "mujoco" in str(error).lower() else ""
+        raise CLIError(f"cannot make env {env_id!r}: {error}{extra}") from error
 
 
 def cmd_train(args: argparse.Namespace) -> None:
