@@ -7,7 +7,7 @@ same machine and policy:
 
 - training: the collection of one epoch (``RolloutCollector.collect``, 1 env) and
   the whole training loop (``StepsPerSecond`` of progress.txt);
-- ``keras_vpg.serving.evaluate_policy`` (``keras-vpg test-policy --norender``)
+- ``keras_vpg.serving.run_episodes`` (``keras-vpg test-policy --norender``)
   with 8 envs and with 1;
 - Spinning Up's per-step ``run_policy`` with ``ac.act`` (one framework call per
   step; what test-policy did before, and still does when rendering).
@@ -54,7 +54,7 @@ def main() -> None:
     rows = [("training: collection of one epoch (1 env)", collection),
             ("training: whole loop (StepsPerSecond)", loop)]
     for num_envs in (8, 1):
-        stats = keras_vpg.serving.evaluate_policy(ac, env_fn, num_episodes=args.episodes,
+        stats = keras_vpg.serving.run_episodes(ac, env_fn, num_episodes=args.episodes,
                                                   num_envs=num_envs)
         rows.append((f"test-policy --norender ({num_envs} env(s), {args.episodes} episodes)",
                      stats.steps_per_second))

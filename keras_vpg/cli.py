@@ -368,7 +368,7 @@ def cmd_test_policy(args: argparse.Namespace) -> None:
         )
         stats = serving.EpisodeStats([r for r, _ in results], [n for _, n in results])
     else:
-        stats = serving.evaluate_policy(
+        stats = serving.run_episodes(
             ac, env_fn, num_episodes=args.episodes, max_ep_len=args.len,
             deterministic=args.deterministic, num_envs=args.num_envs, seed=args.seed,
         )

@@ -172,7 +172,7 @@ def batched_policy(ac: keras.Model, deterministic: bool = False, seed: int | Non
     return lambda obs: to_env_action(sampler.sample(obs)[0])
 
 
-def evaluate_policy(
+def run_episodes(
     ac: keras.Model,
     env_fn: Callable[[], gym.Env],
     num_episodes: int = 100,

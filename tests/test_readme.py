@@ -4,8 +4,9 @@ Every fenced block of README.md is tagged ``bash``, ``python`` or ``text``
 (text: not an example). Each ``bash`` command runs in a temporary directory, in
 README order, after the substitutions of :data:`SUBSTITUTIONS` (fewer epochs and
 episodes, the test environment instead of a new virtualenv), unless it is listed
-in :data:`NOT_RUN` with its reason. The ``python`` blocks run, in order, as one
-script in another temporary directory, with the same substitutions.
+in :data:`NOT_RUN` with its reason (whole blocks: :data:`NOT_RUN_BLOCKS`). The
+``python`` blocks run, in order, as one script in another temporary directory,
+with the same substitutions.
 """
 
 from __future__ import annotations
@@ -34,6 +35,24 @@ NOT_RUN = {
         "needs mpirun and the reader's own script; tests/test_mpi.py runs scripts under mpirun",
 }
 
+#: README blocks (python or bash) not run, keyed by their first line, and why. Each key
+#: must be the first line of a README block.
+NOT_RUN_BLOCKS = {
+    'eval_callback = keras_vpg.EvalCallback(lambda: gym.make("Hopper-v5"), eval_freq=10,':
+        "a fragment: evaluates on Hopper-v5 (MuJoCo) while `agent` above is CartPole's; "
+        "tests/test_callbacks.py runs EvalCallback",
+    "agent = keras_vpg.VPG(env_fn, pi_lr=keras.optimizers.schedules.ExponentialDecay("
+    "3e-4, 100, 0.9),":
+        "a fragment: env_fn and data/hc/hc_s0 are the reader's; tests/test_schedules.py "
+        "covers schedules and load_config",
+    "from keras_vpg import ExperimentGrid, vpg":
+        "24 MuJoCo trainings of 50 epochs; tests/test_grid.py runs a 2 x 2 grid",
+    "cat > hosts.txt <<'HOSTS'":
+        "needs two machines with ssh and mpirun; tests/test_mpi.py runs a localhost hostfile",
+    "#!/bin/bash":
+        "a Slurm batch script (needs a Slurm cluster)",
+}
+
 #: (pattern, replacement): what changes between the README and the test, and why.
 SUBSTITUTIONS = [
     # The test environment is already an install of keras-vpg with its extras.
@@ -49,9 +68,16 @@ SUBSTITUTIONS = [
 ]
 
 
-def fenced_blocks() -> list[tuple[str, str]]:
-    """``[(language, text)]`` of README.md's fenced code blocks, in order."""
-    return re.findall(r"^```(\w*)\n(.*?)^```", README.read_text(), flags=re.M | re.S)
+def fenced_blocks(runnable: bool = False) -> list[tuple[str, str]]:
+    """``[(language, text)]`` of README.md's fenced code blocks, in order.
+
+    ``runnable``: only bash and python blocks, without those of :data:`NOT_RUN_BLOCKS`.
+    """
+    blocks = re.findall(r"^```(\w*)\n(.*?)^```", README.read_text(), flags=re.M | re.S)
+    if runnable:
+        blocks = [(language, text) for language, text in blocks if language in ("bash", "python")
+                  and text.strip().splitlines()[0].strip() not in NOT_RUN_BLOCKS]
+    return blocks
 
 
 def commands(text: str) -> list[str]:
@@ -91,7 +117,7 @@ def shell_results(tmp_path_factory):
     """``[(README command, what ran, CompletedProcess)]`` of every bash command run."""
     cwd = tmp_path_factory.mktemp("readme_shell")
     results = []
-    for language, text in fenced_blocks():
+    for language, text in fenced_blocks(runnable=True):
         if language != "bash":
             continue
         for command in commands(text):
@@ -105,9 +131,11 @@ def shell_results(tmp_path_factory):
 
 
 def test_not_run_lists_only_readme_commands():
-    readme = [c for language, text in fenced_blocks() if language == "bash"
+    readme = [c for language, text in fenced_blocks(runnable=True) if language == "bash"
               for c in commands(text)]
     assert set(NOT_RUN) <= set(readme), set(NOT_RUN) - set(readme)
+    first_lines = {text.strip().splitlines()[0].strip() for _, text in fenced_blocks()}
+    assert set(NOT_RUN_BLOCKS) <= first_lines, set(NOT_RUN_BLOCKS) - first_lines
 
 
 def test_every_shell_command_runs(shell_results):
@@ -128,14 +156,17 @@ def test_every_shell_command_runs(shell_results):
 
 
 def test_the_python_examples_run_as_one_script(tmp_path):
-    script = "\n\n".join(substitute(text) for language, text in fenced_blocks()
+    script = "\n\n".join(substitute(text) for language, text in fenced_blocks(runnable=True)
                          if language == "python")
     assert "obs, _ = env.reset(" in script  # the snippet defines what it uses
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=example_env(),
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "data" / "cartpole_py" / "serving" / "saved_model.pb").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+    # Outputs stay in directories .gitignore lists (the TensorBoard example: runs/).
+    assert {p.name for p in tmp_path.iterdir()} <= {"data", "runs"}
+    ignored = (REPO / ".gitignore").read_text().split()
+    assert {"data/", "runs/"} <= set(ignored)
 
 
 def test_gitignore_lists_no_tracked_file():

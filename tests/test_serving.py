@@ -118,26 +118,26 @@ class ShortOrLongEnv(gym.Env):
         return np.zeros(3, np.float32), 1.0, self.t >= self.length, False, {}
 
 
-def test_evaluate_policy_runs_each_env_through_its_own_share_of_episodes():
+def test_run_episodes_runs_each_env_through_its_own_share_of_episodes():
     # Taking the first 10 episodes to finish would give mostly 1-step ones (the short
     # envs finish 20 while a long one finishes 1); env i runs (10 + i) // 4 episodes.
     ShortOrLongEnv.instances = 0
-    stats = keras_vpg.serving.evaluate_policy(make_ac("discrete"), ShortOrLongEnv,
+    stats = keras_vpg.serving.run_episodes(make_ac("discrete"), ShortOrLongEnv,
                                               num_episodes=10, num_envs=4)
     assert list(stats.lengths) == [1, 1, 20, 20, 1, 1, 1, 20, 20, 20]
     assert list(stats.returns) == list(stats.lengths)
     assert stats.steps_per_second > 0
 
 
-def test_evaluate_policy_caps_episode_length_and_uses_fewer_envs_than_episodes():
+def test_run_episodes_caps_episode_length_and_uses_fewer_envs_than_episodes():
     ac = keras_vpg.MLPActorCritic(gym.make("CartPole-v1").observation_space,
                                   gym.make("CartPole-v1").action_space, hidden_sizes=(8,))
-    stats = keras_vpg.serving.evaluate_policy(ac, lambda: gym.make("CartPole-v1"),
+    stats = keras_vpg.serving.run_episodes(ac, lambda: gym.make("CartPole-v1"),
                                               num_episodes=3, max_ep_len=4, num_envs=8)
     assert len(stats.returns) == 3 and all(n <= 4 for n in stats.lengths)
     assert "3 episodes: EpRet" in stats.summary()
     with pytest.raises(ValueError, match="num_episodes"):
-        keras_vpg.serving.evaluate_policy(ac, lambda: gym.make("CartPole-v1"), num_episodes=0)
+        keras_vpg.serving.run_episodes(ac, lambda: gym.make("CartPole-v1"), num_episodes=0)
 
 
 @pytest.mark.parametrize("space", sorted(SPACES))
