@@ -1,22 +1,46 @@
-"""keras-vpg: Vanilla Policy Gradient with GAE-Lambda for Keras 3 (TensorFlow, JAX, PyTorch)."""
+"""keras-vpg: Vanilla Policy Gradient with GAE-Lambda for Keras 3 (TensorFlow, JAX, PyTorch).
 
-import os
+Importing the package changes nothing in the process and does not import Keras:
+the public names below are loaded on first use (PEP 562), so ``keras_vpg.cli``
+and ``keras_vpg.plot`` start without a Keras backend. On that first use, if
+Keras is not imported yet and the backend it would pick (``KERAS_BACKEND``,
+else ``keras.json``, else TensorFlow) is not installed, ``KERAS_BACKEND`` is
+set to the first installed one of jax/torch/tensorflow, with a one-line notice
+on stderr (see ``keras_vpg._backend``); that is the only change keras-vpg makes
+to the process on its own.
 
-from keras_vpg._backend import select_backend
+``keras.saving.load_model`` finds keras-vpg's classes once they are registered,
+i.e. once ``keras_vpg.actor_critic`` is imported: ``import keras`` before
+``import keras_vpg`` (the usual order) does it at import, as Keras then has its
+backend already; otherwise the first use of any name below does.
+"""
 
-select_backend()  # before Keras is imported: honours `keras-vpg --backend`
-# TensorFlow's C++ start-up chatter hides the training output; set it to 0 to see it.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from __future__ import annotations
 
-from keras_vpg.actor_critic import ActorCritic, MLPActorCritic
-from keras_vpg.agent import VPG, vpg
-from keras_vpg.callbacks import EvalCallback, TensorBoardLogger, evaluate_policy
-from keras_vpg.distributions import Categorical, DiagGaussian, Distribution
-from keras_vpg.grid import ExperimentGrid
-from keras_vpg.logger import load_config
-from keras_vpg.serving import export, load_policy_and_env, run_policy
+import importlib
+import sys
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+#: Public name -> module defining it (imported on first access).
+_EXPORTS = {
+    "VPG": "keras_vpg.agent",
+    "vpg": "keras_vpg.agent",
+    "ActorCritic": "keras_vpg.actor_critic",
+    "MLPActorCritic": "keras_vpg.actor_critic",
+    "Categorical": "keras_vpg.distributions",
+    "DiagGaussian": "keras_vpg.distributions",
+    "Distribution": "keras_vpg.distributions",
+    "EvalCallback": "keras_vpg.callbacks",
+    "TensorBoardLogger": "keras_vpg.callbacks",
+    "evaluate_policy": "keras_vpg.callbacks",
+    "ExperimentGrid": "keras_vpg.grid",
+    "load_config": "keras_vpg.logger",
+    "export": "keras_vpg.serving",
+    "load_policy_and_env": "keras_vpg.serving",
+    "run_policy": "keras_vpg.serving",
+}
 
 __all__ = [
     "VPG",
@@ -35,3 +59,32 @@ __all__ = [
     "run_policy",
     "vpg",
 ]
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time see __getattr__
+    from keras_vpg.actor_critic import ActorCritic, MLPActorCritic
+    from keras_vpg.agent import VPG, vpg
+    from keras_vpg.callbacks import EvalCallback, TensorBoardLogger, evaluate_policy
+    from keras_vpg.distributions import Categorical, DiagGaussian, Distribution
+    from keras_vpg.grid import ExperimentGrid
+    from keras_vpg.logger import load_config
+    from keras_vpg.serving import export, load_policy_and_env, run_policy
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'keras_vpg' has no attribute {name!r}")
+    from keras_vpg._backend import ensure_backend
+
+    ensure_backend()  # a no-op once Keras is imported
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value  # later accesses skip __getattr__
+    return value
+
+
+if "keras" in sys.modules:  # Keras's backend is already fixed: register the classes now
+    importlib.import_module("keras_vpg.actor_critic")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,51 +1,161 @@
-"""Choose the Keras backend before Keras is imported (runs first in ``keras_vpg/__init__``).
+"""Which Keras backend to run on, decided before Keras is imported (no Keras import here).
 
-- ``keras-vpg ... --backend jax`` / ``python -m keras_vpg ... --backend jax`` sets
-  ``KERAS_BACKEND``: the flag must act before the package import loads Keras.
-- With no ``KERAS_BACKEND`` and no ``~/.keras/keras.json``, Keras defaults to
-  TensorFlow and fails to import without it; pick an installed backend instead
-  (``pip install "keras-vpg[jax]"`` alone then works).
+Keras reads its backend once, at its first import: ``KERAS_BACKEND``, else the
+``"backend"`` of ``keras.json`` (``$KERAS_HOME`` or ``~/.keras``), else
+TensorFlow. Keras also writes a ``keras.json`` saying ``"tensorflow"`` the first
+time it runs, so after ``pip install "keras-vpg[jax]"`` the configured backend
+is usually one that is not installed. :func:`resolve_backend` makes the choice
+and :func:`ensure_backend` applies it:
+
+1. ``--backend`` of the command line (it sets ``KERAS_BACKEND`` for the run), else
+   ``KERAS_BACKEND``: an explicit request. If that backend is not installed,
+   :class:`BackendNotInstalled` names the extra to install.
+2. ``keras.json``, else Keras's default (TensorFlow): if that backend is not
+   installed, the first installed one of :data:`FALLBACK_ORDER` is used instead,
+   with a one-line notice on stderr. This fallback (it sets ``KERAS_BACKEND``) is
+   the only change keras-vpg makes to the process, and only when Keras is not yet
+   imported and would otherwise fail to import.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
+from dataclasses import dataclass
 
+#: The Keras backends keras-vpg trains on.
 BACKENDS = ("tensorflow", "jax", "torch")
+#: Tried in this order when the configured backend is not installed.
+FALLBACK_ORDER = ("jax", "torch", "tensorflow")
+#: Keras's own default when neither KERAS_BACKEND nor keras.json says anything.
+KERAS_DEFAULT = "tensorflow"
 
 
-def _cli_backend_flag(argv: list[str]) -> str | None:
-    launched_as_cli = (
-        (len(argv) > 2 and argv[1] == "-m" and argv[2] == "keras_vpg")
-        or (len(argv) > 1 and os.path.basename(argv[1]) == "keras-vpg")
-        or os.path.basename(argv[0]) == "keras-vpg"
-    )
-    if not launched_as_cli:
+class BackendNotInstalled(ImportError):
+    """An explicitly requested Keras backend cannot be imported."""
+
+
+def install_hint(backend: str) -> str:
+    """The pip command that installs ``backend`` for keras-vpg."""
+    return f'pip install "keras-vpg[{backend}]"'
+
+
+def is_installed(module: str) -> bool:
+    """Whether ``module`` can be imported (found on the path; not imported)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def keras_json_path() -> str:
+    """Where Keras reads ``keras.json``: ``$KERAS_HOME``, else ``~/.keras``.
+
+    (``/tmp/.keras`` when the home directory is not writable, as Keras does.)
+    """
+    if "KERAS_HOME" in os.environ:
+        return os.path.join(os.environ["KERAS_HOME"], "keras.json")
+    base = os.path.expanduser("~")
+    if not os.access(base, os.W_OK):
+        base = "/tmp"
+    return os.path.join(base, ".keras", "keras.json")
+
+
+def keras_json_backend() -> str | None:
+    """The ``"backend"`` of ``keras.json``, or ``None`` (no file, unreadable, no entry)."""
+    try:
+        with open(keras_json_path()) as file:
+            backend = json.load(file).get("backend")
+    except (OSError, ValueError, AttributeError):
         return None
-    for i, arg in enumerate(argv):
-        if arg == "--backend" and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith("--backend="):
-            return arg.split("=", 1)[1]
-    return None
+    return backend or None
 
 
-def select_backend() -> None:
-    """Set ``KERAS_BACKEND`` from the CLI flag, or to an installed backend if Keras's won't load."""
+@dataclass(frozen=True)
+class BackendChoice:
+    """The outcome of :func:`resolve_backend`.
+
+    Attributes
+    ----------
+    backend : str
+        The backend Keras will run on.
+    source : str
+        Where it came from: ``"--backend"``, ``"KERAS_BACKEND"``, ``"keras.json"``,
+        ``"Keras's default"`` or ``"fallback"``.
+    notice : str or None
+        One line for stderr when the configured backend was replaced.
+    """
+
+    backend: str
+    source: str
+    notice: str | None = None
+
+
+def resolve_backend(flag: str | None = None) -> BackendChoice:
+    """Decide the backend (see the module docstring); changes nothing.
+
+    Parameters
+    ----------
+    flag : str, optional
+        The command line's ``--backend`` (wins over ``KERAS_BACKEND``, as a flag
+        given for this run is the more specific request).
+
+    Raises
+    ------
+    BackendNotInstalled
+        When the flag or ``KERAS_BACKEND`` names one of :data:`BACKENDS` that is not installed.
+    """
+    env_value = os.environ.get("KERAS_BACKEND") or None
+    for requested, source in ((flag, "--backend"), (env_value, "KERAS_BACKEND")):
+        if requested is None:
+            continue
+        if requested in BACKENDS and not is_installed(requested):
+            raise BackendNotInstalled(
+                f"the {requested} backend ({source}={requested}) is not installed: "
+                f"{install_hint(requested)}"
+            )
+        return BackendChoice(requested, source)
+    configured = keras_json_backend()
+    source = "keras.json" if configured else "Keras's default"
+    configured = configured or KERAS_DEFAULT
+    if configured not in BACKENDS or is_installed(configured):
+        return BackendChoice(configured, source)
+    for candidate in FALLBACK_ORDER:
+        if is_installed(candidate):
+            where = keras_json_path() if source == "keras.json" else "Keras's default"
+            notice = (
+                f"keras-vpg: the {configured} backend ({where}) is not installed; "
+                f"using {candidate} (set KERAS_BACKEND or --backend to choose)"
+            )
+            return BackendChoice(candidate, "fallback", notice)
+    raise BackendNotInstalled(
+        f"no Keras backend is installed: {install_hint('jax')} (or torch, tensorflow)"
+    )
+
+
+def ensure_backend(flag: str | None = None) -> str:
+    """Apply :func:`resolve_backend` before Keras is imported; return the backend.
+
+    Sets ``KERAS_BACKEND`` only for ``flag`` or a fallback, and prints the
+    fallback's notice on stderr. Once Keras is imported its backend is fixed:
+    then this returns it and changes nothing (a different ``flag`` raises
+    ``RuntimeError``).
+    """
     if "keras" in sys.modules:
-        return
-    flag = _cli_backend_flag(list(getattr(sys, "orig_argv", sys.argv)))
-    if flag in BACKENDS:
-        os.environ["KERAS_BACKEND"] = flag
-        return
-    keras_json = os.path.join(os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")),
-                              "keras.json")
-    if os.environ.get("KERAS_BACKEND") or os.path.exists(keras_json):
-        return
-    if importlib.util.find_spec("tensorflow") is None:
-        for backend in ("jax", "torch"):
-            if importlib.util.find_spec(backend) is not None:
-                os.environ["KERAS_BACKEND"] = backend
-                return
+        import keras
+
+        current = keras.backend.backend()
+        if flag and flag != current:
+            raise RuntimeError(
+                f"Keras is already imported on the {current} backend; the {flag} backend "
+                "must be chosen before Keras is imported (set KERAS_BACKEND)"
+            )
+        return current
+    choice = resolve_backend(flag)
+    if choice.source in ("--backend", "fallback"):
+        os.environ["KERAS_BACKEND"] = choice.backend
+    if choice.notice:
+        print(choice.notice, file=sys.stderr)
+    return choice.backend

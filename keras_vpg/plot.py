@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,8 +36,11 @@ def smooth(y: np.ndarray, window: int) -> np.ndarray:
         return y.copy()
     kernel = np.ones(window)
     valid = np.isfinite(y)
-    totals = np.convolve(np.where(valid, y, 0.0), kernel, mode="same")
-    counts = np.convolve(valid.astype(np.float64), kernel, mode="same")
+    # The centered part of the full convolution (numpy's mode="same" returns
+    # max(len(y), window) points: too many when the window is the longer).
+    center = slice((window - 1) // 2, (window - 1) // 2 + len(y))
+    totals = np.convolve(np.where(valid, y, 0.0), kernel, mode="full")[center]
+    counts = np.convolve(valid.astype(np.float64), kernel, mode="full")[center]
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(counts > 0, totals / counts, np.nan)
 
@@ -45,11 +49,15 @@ def find_runs(
     logdirs: Sequence[str], select: Sequence[str] | None = None,
     exclude: Sequence[str] | None = None,
 ) -> dict[str, list[Path]]:
-    """Run directories (holding progress.txt) under each logdir, grouped by experiment name.
+    """Run directories (holding progress.txt) under each logdir, grouped into curves.
 
-    A logdir that is not a directory is treated as a prefix of directories in its parent.
+    A logdir that is not a directory is treated as a prefix of directories in its
+    parent. Runs are grouped by experiment name (``exp_name`` of config.json,
+    else the parent directory's name) within each logdir: different logdirs never
+    share a curve. The keys are the experiment names, or ``logdir`` /
+    ``logdir:exp_name`` where an experiment name occurs under several logdirs.
     """
-    groups: dict[str, list[Path]] = {}
+    found: list[tuple[str, str, Path]] = []  # (logdir, exp_name, run)
     for logdir in logdirs:
         base = Path(logdir)
         if base.is_dir():
@@ -66,9 +74,21 @@ def find_runs(
                     continue
                 if exclude and any(x in str(run) for x in exclude):
                     continue
-                groups.setdefault(_experiment_name(run), []).append(run)
-    if not groups:
+                found.append((logdir, _experiment_name(run), run))
+    if not found:
         raise ValueError(f"no progress.txt found under {list(logdirs)}")
+    logdirs_of: dict[str, set[str]] = {}
+    exps_of: dict[str, set[str]] = {}
+    for logdir, name, _ in found:
+        logdirs_of.setdefault(name, set()).add(logdir)
+        exps_of.setdefault(logdir, set()).add(name)
+    groups: dict[str, list[Path]] = {}
+    for logdir, name, run in found:
+        if len(logdirs_of[name]) == 1:
+            key = name
+        else:  # the same experiment name under several logdirs: label by directory
+            key = logdir if len(exps_of[logdir]) == 1 else f"{logdir}:{name}"
+        groups.setdefault(key, []).append(run)
     return groups
 
 
@@ -103,11 +123,12 @@ def make_plots(
     all_logdirs : list of str
         Directories (searched recursively for progress.txt) or name prefixes.
     legend : list of str, optional
-        One label per experiment group, in order.
+        One label per curve, in order (default: the keys of :func:`find_runs`).
     xaxis, values : str
         Columns of progress.txt for the x axis and the plotted value(s).
     count : bool
-        Plot every run separately instead of the estimator over seeds.
+        Plot every run separately instead of the estimator over seeds. Otherwise
+        the runs of a curve are cut to the shortest one (with a ``UserWarning``).
     smooth : int
         Window of the centered moving average.
     estimator : {"mean", "max", "min"}
@@ -149,7 +170,15 @@ def make_plots(
                     ax.plot(columns[xaxis], _smooth(columns[value], smooth),
                             label=f"{label}/{run.name}")
                 continue
-            length = min(len(columns[value]) for columns in data)
+            lengths = [len(columns[value]) for columns in data]
+            length = min(lengths)
+            if length < max(lengths) and value == values[0]:
+                shortest = runs[lengths.index(length)]
+                warnings.warn(
+                    f"{label}: runs have {length} to {max(lengths)} epochs; the curve is "
+                    f"cut to the shortest ({shortest}); pass --count to see every run",
+                    UserWarning, stacklevel=2,
+                )
             ys = np.stack([_smooth(columns[value][:length], smooth) for columns in data])
             x = data[0][xaxis][:length]
             center = reduce(ys, axis=0)
@@ -164,7 +193,7 @@ def make_plots(
         ax.legend(loc="best")
         fig.tight_layout()
         if out is not None:
-            _save(fig, out if len(values) == 1 else _with_suffix(out, value))
+            _save(fig, output_files(out, values)[values.index(value)])
         figures.append(fig)
     return figures
 
@@ -172,9 +201,15 @@ def make_plots(
 _smooth = smooth
 
 
-def _with_suffix(out: str, value: str) -> str:
+def output_files(out: str, values: Sequence[str]) -> list[str]:
+    """The files :func:`make_plots` writes for ``out``: ``out`` itself for one value,
+    else ``NAME_VALUE.EXT`` per value."""
+    values = [values] if isinstance(values, str) else list(values)
+    if len(values) == 1:
+        return [str(out)]
     path = Path(out)
-    return str(path.with_name(f"{path.stem}_{value}{path.suffix or '.png'}"))
+    return [str(path.with_name(f"{path.stem}_{value}{path.suffix or '.png'}"))
+            for value in values]
 
 
 def _save(fig, out: str) -> None:

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import math
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import gymnasium as gym
 import keras
 import numpy as np
+
+from keras_vpg import actor_critic  # noqa: F401  (registers ActorCritic with Keras's loader)
 
 
 def checkpoint_path(run_dir: str | Path, itr: int | str = "last") -> Path:
@@ -119,7 +125,155 @@ def run_policy(
     return results
 
 
-EXPORT_FORMATS = ("tf_saved_model", "onnx")
+@dataclass
+class EpisodeStats:
+    """Returns and lengths of finished episodes (``returns[i]``, ``lengths[i]``: episode i).
+
+    ``steps_per_second`` is the env steps of all episodes over the wall time
+    (``nan`` when not measured).
+    """
+
+    returns: Sequence[float]
+    lengths: Sequence[int]
+    steps_per_second: float = math.nan
+
+    def summary(self) -> str:
+        """One line: mean ± std of the return and of the length over the episodes."""
+        returns = np.asarray(self.returns, dtype=np.float64)
+        lengths = np.asarray(self.lengths, dtype=np.float64)
+        speed = "" if math.isnan(self.steps_per_second) else (
+            f", {self.steps_per_second:,.0f} steps/s")
+        return (f"{len(returns)} episodes: EpRet {returns.mean():.4g} ± {returns.std():.3g} "
+                f"(min {returns.min():.4g}, max {returns.max():.4g}), "
+                f"EpLen {lengths.mean():.4g} ± {lengths.std():.3g}{speed}")
+
+
+def batched_policy(ac: keras.Model, deterministic: bool = False, seed: int | None = None
+                   ) -> Callable[[np.ndarray], np.ndarray]:
+    """``obs (B, *O) -> env-ready actions (B, ...)`` in one call per batch (numpy).
+
+    A plain-MLP policy runs in numpy on weights read once, the path training
+    collects with (:class:`~keras_vpg.trainers.numpy_policy.NumpyPolicySampler`),
+    its draws seeded by ``seed`` when given; other models use ``ac.act``. The
+    weights must not change while the returned function is used.
+    """
+    from keras_vpg.rollout import _env_action_fn
+    from keras_vpg.trainers.numpy_policy import NumpyPolicySampler
+
+    sampler = NumpyPolicySampler.for_model(ac)
+    if sampler is None:
+        return lambda obs: ac.act(obs, deterministic=deterministic)
+    sampler.begin()
+    if seed is not None:
+        sampler.rng = np.random.default_rng(seed)
+    to_env_action = _env_action_fn(ac.action_space)
+    if deterministic:
+        return lambda obs: to_env_action(sampler.mode(obs))
+    return lambda obs: to_env_action(sampler.sample(obs)[0])
+
+
+def run_episodes(
+    ac: keras.Model,
+    env_fn: Callable[[], gym.Env],
+    num_episodes: int = 100,
+    max_ep_len: int = 0,
+    deterministic: bool = False,
+    num_envs: int | None = 8,
+    seed: int | None = 0,
+) -> EpisodeStats:
+    """Run ``num_episodes`` episodes of a policy on copies of ``env_fn()``, batched.
+
+    ``min(num_envs, num_episodes)`` envs step together (a gymnasium
+    ``SyncVectorEnv``, env i reset with ``seed + i``), with one batched policy
+    call per step (:func:`batched_policy`). Env i runs a fixed share of the
+    episodes (``(num_episodes + i) // num_envs``), so the result does not favour
+    short episodes, as taking the first ``num_episodes`` to finish would.
+
+    Parameters
+    ----------
+    ac : ActorCritic
+    env_fn : callable
+        ``() -> gymnasium.Env``.
+    num_episodes : int
+    max_ep_len : int
+        Cut episodes after this many steps (0: only the env's own limit).
+    deterministic : bool
+        Take the mode of the policy instead of sampling.
+    num_envs : int, optional
+        Envs stepped together (``None``: 8).
+    seed : int, optional
+        Env i is reset with ``seed + i``; the numpy sampler's draws use ``seed``.
+
+    Returns
+    -------
+    EpisodeStats
+        Episodes ordered by env, then by time.
+    """
+    from keras_vpg.rollout import make_vector_env
+
+    for name, value, minimum in (("num_episodes", num_episodes, 1),
+                                 ("num_envs", 8 if num_envs is None else num_envs, 1),
+                                 ("max_ep_len", max_ep_len, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+            raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    count = min(8 if num_envs is None else int(num_envs), int(num_episodes))
+    quota = [(num_episodes + i) // count for i in range(count)]
+    policy = batched_policy(ac, deterministic, seed)
+    envs = make_vector_env(env_fn, count, max_ep_len or None, "sync")
+    start = time.perf_counter()
+    try:
+        obs, _ = envs.reset(seed=seed)
+        obs = np.array(obs, dtype=np.float32)
+        # Step the sub-envs one by one (as the training collector does): envs that
+        # have run their share stop, and no per-step merging of info dicts.
+        returns: list[list[float]] = [[] for _ in range(count)]
+        lengths: list[list[int]] = [[] for _ in range(count)]
+        ep_ret = np.zeros(count)
+        ep_len = np.zeros(count, dtype=np.int64)
+        active = list(range(count))
+        steps = 0
+        while active:
+            actions = policy(obs if len(active) == count else obs[active])
+            finished_share = False
+            for action, i in zip(actions, active):
+                env = envs.envs[i]
+                next_obs, reward, terminated, truncated, _ = env.step(action)
+                ep_ret[i] += float(reward)
+                ep_len[i] += 1
+                if terminated or truncated:
+                    returns[i].append(float(ep_ret[i]))
+                    lengths[i].append(int(ep_len[i]))
+                    ep_ret[i], ep_len[i] = 0.0, 0
+                    if len(returns[i]) < quota[i]:
+                        next_obs, _ = env.reset()
+                    else:
+                        finished_share = True
+                obs[i] = next_obs
+            steps += len(active)
+            if finished_share:
+                active = [i for i in active if len(returns[i]) < quota[i]]
+    finally:
+        envs.close()
+    seconds = time.perf_counter() - start
+    return EpisodeStats([r for rs in returns for r in rs], [n for ns in lengths for n in ns],
+                        steps / max(seconds, 1e-9))
+
+
+#: What exporting needs, per format: (module to import, extra that installs it).
+EXPORT_REQUIREMENTS = {
+    "tf_saved_model": (("tensorflow", "tensorflow"),),
+    "onnx": (("tensorflow", "onnx"), ("tf2onnx", "onnx"), ("onnx", "onnx")),
+}
+EXPORT_FORMATS = tuple(EXPORT_REQUIREMENTS)
+
+
+def missing_export_dependency(format: str) -> str | None:
+    """A one-line message naming the extra to install if ``format`` cannot be exported."""
+    for module, extra in EXPORT_REQUIREMENTS.get(format, ()):
+        if importlib.util.find_spec(module) is None:
+            return (f"exporting {format} needs {module}, which is not installed: "
+                    f'pip install "keras-vpg[{extra}]"')
+    return None
 
 
 def export(model: keras.Model, filepath: str | Path, format: str = "tf_saved_model") -> None:
@@ -137,9 +291,18 @@ def export(model: keras.Model, filepath: str | Path, format: str = "tf_saved_mod
     ``.keras`` file into a TensorFlow subprocess. ``format="onnx"`` writes the
     ``serve`` function as ONNX (needs ``tf2onnx``/``onnx`` on the TensorFlow
     backend). The output appears only when complete (temp name, then rename).
+
+    Raises
+    ------
+    ImportError
+        When TensorFlow (``pip install "keras-vpg[tensorflow]"``) or, for ONNX,
+        ``tf2onnx``/``onnx`` (``pip install "keras-vpg[onnx]"``) is not installed.
     """
     if format not in EXPORT_FORMATS:
         raise ValueError(f"format must be one of {EXPORT_FORMATS}, got {format!r}")
+    missing = missing_export_dependency(format)
+    if missing:
+        raise ImportError(missing)
     filepath = Path(filepath)
     filepath.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{filepath.name}.", dir=filepath.parent))

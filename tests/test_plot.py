@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from keras_vpg.plot import make_plots, read_progress, smooth
+from keras_vpg.plot import find_runs, make_plots, output_files, read_progress, smooth
 
 
 def write_run(path, returns, exp_name="exp"):
@@ -22,20 +22,24 @@ def test_read_progress_keeps_nan(tmp_path):
     assert np.isnan(columns["AverageEpRet"][0]) and columns["AverageEpRet"][1] == 2.5
 
 
-def test_smooth_is_a_nan_aware_centered_moving_average():
-    y = np.array([1.0, 2.0, np.nan, 4.0, 8.0])
+@pytest.mark.parametrize("window", [2, 3, 4, 7])
+@pytest.mark.parametrize("length", [2, 5])
+def test_smooth_is_a_nan_aware_centered_moving_average(window, length):
+    y = np.array([1.0, 2.0, np.nan, 4.0, 8.0])[:length]
     expected = []
-    for i in range(len(y)):  # plain loop reference, window 3
-        window = [v for v in y[max(0, i - 1):i + 2] if not np.isnan(v)]
-        expected.append(sum(window) / len(window))
-    np.testing.assert_allclose(smooth(y, 3), expected)
+    for i in range(len(y)):  # plain loop reference: the window around i
+        lo = i - window // 2  # even windows reach one more point back than forward
+        points = [y[j] for j in range(lo, lo + window) if 0 <= j < len(y) and not np.isnan(y[j])]
+        expected.append(sum(points) / len(points) if points else np.nan)
+    np.testing.assert_allclose(smooth(y, window), expected)
 
 
 def test_mean_over_seeds_is_plotted_and_saved(tmp_path):
     write_run(tmp_path / "exp" / "exp_s0", [1.0, 2.0, 3.0])
     write_run(tmp_path / "exp" / "exp_s1", [3.0, 4.0, 5.0, 6.0])  # longer: truncated
     out = tmp_path / "plot.png"
-    (fig,) = make_plots([str(tmp_path / "exp")], out=str(out))
+    with pytest.warns(UserWarning, match=r"3 to 4 epochs.*cut to the shortest.*exp_s0"):
+        (fig,) = make_plots([str(tmp_path / "exp")], out=str(out))
     line = fig.axes[0].lines[0]
     np.testing.assert_allclose(line.get_ydata(), [2.0, 3.0, 4.0])
     np.testing.assert_allclose(line.get_xdata(), [100, 200, 300])
@@ -48,3 +52,33 @@ def test_bad_column_and_missing_dir_are_named(tmp_path):
         make_plots([str(tmp_path / "exp")], values=["NoSuchColumn"])
     with pytest.raises(ValueError, match="nowhere"):
         make_plots([str(tmp_path / "nowhere")])
+
+
+def test_runs_of_equal_length_plot_without_a_warning(tmp_path, recwarn):
+    write_run(tmp_path / "exp" / "exp_s0", [1.0, 2.0])
+    write_run(tmp_path / "exp" / "exp_s1", [3.0, 4.0])
+    (fig,) = make_plots([str(tmp_path / "exp")])
+    np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), [2.0, 3.0])
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+
+
+def test_directories_sharing_an_experiment_name_stay_apart(tmp_path):
+    write_run(tmp_path / "a" / "cartpole_s0", [1.0, 2.0], exp_name="cartpole")
+    write_run(tmp_path / "b" / "cartpole_s0", [10.0, 20.0, 30.0], exp_name="cartpole")
+    write_run(tmp_path / "b" / "other_s0", [5.0, 5.0, 5.0], exp_name="other")
+    dirs = [str(tmp_path / "a"), str(tmp_path / "b")]
+    groups = find_runs(dirs)
+    assert groups == {
+        dirs[0]: [tmp_path / "a" / "cartpole_s0"],
+        f"{dirs[1]}:cartpole": [tmp_path / "b" / "cartpole_s0"],
+        "other": [tmp_path / "b" / "other_s0"],
+    }
+    (fig,) = make_plots(dirs)
+    curves = {line.get_label(): list(line.get_ydata()) for line in fig.axes[0].lines}
+    assert curves == {dirs[0]: [1.0, 2.0], f"{dirs[1]}:cartpole": [10.0, 20.0, 30.0],
+                      "other": [5.0, 5.0, 5.0]}
+
+
+def test_output_files_names_one_file_per_value():
+    assert output_files("c.png", ["AverageEpRet"]) == ["c.png"]
+    assert output_files("out/c.svg", ["A", "B"]) == ["out/c_A.svg", "out/c_B.svg"]

@@ -11,6 +11,7 @@ import pytest
 from conftest import run_python
 
 import keras_vpg
+import keras_vpg.serving
 
 OBS_SPACE = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
 SPACES = {
@@ -91,3 +92,63 @@ def test_load_policy_and_env_then_run_policy(tmp_path, capsys):
         keras_vpg.load_policy_and_env(run, itr=7)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         keras_vpg.load_policy_and_env(tmp_path / "nowhere")
+
+
+# -- batched evaluation (keras-vpg test-policy) ------------------------------------------------
+class ShortOrLongEnv(gym.Env):
+    """Even-numbered instances have 1-step episodes, odd ones 20-step (reward 1 per step)."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
+    action_space = gym.spaces.Discrete(3, start=1)
+    instances = 0
+
+    def __init__(self):
+        self.length = 1 if ShortOrLongEnv.instances % 2 == 0 else 20
+        ShortOrLongEnv.instances += 1
+        self.t = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(3, np.float32), {}
+
+    def step(self, action):
+        assert self.action_space.contains(action), action
+        self.t += 1
+        return np.zeros(3, np.float32), 1.0, self.t >= self.length, False, {}
+
+
+def test_run_episodes_runs_each_env_through_its_own_share_of_episodes():
+    # Taking the first 10 episodes to finish would give mostly 1-step ones (the short
+    # envs finish 20 while a long one finishes 1); env i runs (10 + i) // 4 episodes.
+    ShortOrLongEnv.instances = 0
+    stats = keras_vpg.serving.run_episodes(make_ac("discrete"), ShortOrLongEnv,
+                                              num_episodes=10, num_envs=4)
+    assert list(stats.lengths) == [1, 1, 20, 20, 1, 1, 1, 20, 20, 20]
+    assert list(stats.returns) == list(stats.lengths)
+    assert stats.steps_per_second > 0
+
+
+def test_run_episodes_caps_episode_length_and_uses_fewer_envs_than_episodes():
+    ac = keras_vpg.MLPActorCritic(gym.make("CartPole-v1").observation_space,
+                                  gym.make("CartPole-v1").action_space, hidden_sizes=(8,))
+    stats = keras_vpg.serving.run_episodes(ac, lambda: gym.make("CartPole-v1"),
+                                              num_episodes=3, max_ep_len=4, num_envs=8)
+    assert len(stats.returns) == 3 and all(n <= 4 for n in stats.lengths)
+    assert "3 episodes: EpRet" in stats.summary()
+    with pytest.raises(ValueError, match="num_episodes"):
+        keras_vpg.serving.run_episodes(ac, lambda: gym.make("CartPole-v1"), num_episodes=0)
+
+
+@pytest.mark.parametrize("space", sorted(SPACES))
+def test_batched_policy_matches_the_model(space):
+    """The numpy fast path gives the model's deterministic actions and valid, seeded samples."""
+    ac = make_ac(space)
+    obs = np.random.default_rng(3).normal(size=(64, 3)).astype("float32")
+    mode = keras_vpg.serving.batched_policy(ac, deterministic=True)(obs)
+    np.testing.assert_allclose(mode, ac.act(obs, deterministic=True), atol=1e-5)
+    samples = [keras_vpg.serving.batched_policy(ac, seed=s)(obs) for s in (1, 1, 2)]
+    np.testing.assert_array_equal(samples[0], samples[1])
+    assert not np.array_equal(samples[0], samples[2])
+    space_obj = SPACES[space]
+    assert all(space_obj.contains(np.asarray(a, space_obj.dtype)) for a in samples[0])

@@ -1,4 +1,8 @@
-"""Thread and dispatch defaults applied when keras_vpg is imported (KERAS_VPG_THREADS)."""
+"""Thread and dispatch defaults applied when keras-vpg's trainers load (KERAS_VPG_THREADS).
+
+`import keras_vpg` alone changes nothing; the trainers load on the first use of
+`keras_vpg.VPG` (importing keras_vpg.trainers here does the same).
+"""
 
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ def probe(backend: str, import_keras_vpg: bool, code: str | None = None, **env_v
            if k not in ("OMP_NUM_THREADS", "KERAS_VPG_THREADS", "JAX_CPU_ENABLE_ASYNC_DISPATCH",
                         "XLA_FLAGS", "OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS")}
     env.update(KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", **env_vars)
-    code = ("import json\n" + ("import keras_vpg\n" if import_keras_vpg else "")
+    code = ("import json\n" + ("import keras_vpg.trainers\n" if import_keras_vpg else "")
             + (code or PROBE[backend]))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                           timeout=300)
@@ -75,7 +79,7 @@ def test_ranks_sharing_a_machine_split_its_cores(launcher_variable):
 @pytest.mark.parametrize("value", ["two", "-1"])
 def test_a_bad_thread_count_names_the_variable(value):
     env = dict(os.environ, KERAS_BACKEND="torch", KERAS_VPG_THREADS=value)
-    done = subprocess.run([sys.executable, "-c", "import keras_vpg"], capture_output=True,
+    done = subprocess.run([sys.executable, "-c", "import keras_vpg.trainers"], capture_output=True,
                           text=True, env=env, timeout=300)
     assert done.returncode != 0
     assert "KERAS_VPG_THREADS" in done.stderr

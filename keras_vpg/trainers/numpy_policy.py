@@ -154,6 +154,13 @@ class NumpyPolicySampler:
         logp = np.square(noise).sum(axis=-1) * np.float32(-0.5) + self.cache["logp_const"]
         return action, logp.astype(np.float32)
 
+    def mode(self, obs: np.ndarray) -> np.ndarray:
+        """The most likely actions ``(B, ...)`` (raw: not clipped or offset for the env)."""
+        x = self._policy_outputs(obs)
+        if self.ac.discrete:
+            return np.argmax(x, axis=-1).astype(np.int32)
+        return x
+
     def _policy_outputs(self, obs: np.ndarray) -> np.ndarray:
         """``pi_net``'s output ``(B, A)`` (logits or means) for observations ``(B, *O)``."""
         cache = self.cache
