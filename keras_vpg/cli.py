@@ -83,46 +83,93 @@ def _common_parser(backend: bool) -> argparse.ArgumentParser:
 
 
 # -- train ---------------------------------------------------------------------------------
+#: train flags that may take several values: the run set is every combination of them
+#: (and of --seed), named Spinning Up's way with these shorthands.
+GRID_FLAGS = {
+    "act": "act", "steps_per_epoch": "spe", "num_envs": "ne", "gamma": "gamma", "lam": "lam",
+    "pi_lr": "pi", "vf_lr": "vf", "train_v_iters": "tv", "max_ep_len": "len",
+}
+
+
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``train`` options (Spinning Up's names; defaults those of :class:`keras_vpg.VPG`)."""
-    parser.add_argument("--env", required=True,
-                        help="gymnasium env id, e.g. CartPole-v1 or HalfCheetah-v5")
+    """The ``train`` options (Spinning Up's names; defaults those of :class:`keras_vpg.VPG`).
+
+    Options marked "(grid)" take several values: every combination is one run.
+    """
+    parser.add_argument("--env",
+                        help="gymnasium env id, e.g. CartPole-v1 or HalfCheetah-v5 "
+                             "(required unless --config or --resume gives it)")
     parser.add_argument("--hid", type=_int_at_least(1), nargs="+", default=[64, 64],
                         help="hidden layer sizes of the policy and value MLPs")
-    parser.add_argument("--act", default="tanh",
-                        help="Keras activation of the hidden layers (tanh, relu, ...)")
+    parser.add_argument("--act", nargs="+", default=["tanh"],
+                        help="(grid) Keras activation of the hidden layers (tanh, relu, ...)")
     parser.add_argument("--seed", type=_int_at_least(0), nargs="+", default=[0],
                         help="random seed; several seeds train one run each")
     parser.add_argument("--epochs", type=_int_at_least(1), default=50,
-                        help="epochs (one policy update each)")
-    parser.add_argument("--steps-per-epoch", type=int, default=4000,
-                        help="env steps per epoch, summed over envs and processes")
-    parser.add_argument("--num-envs", type=int, default=1,
-                        help="gymnasium vector envs stepped together in each process")
+                        help="epochs (one policy update each); with --resume the total to reach")
+    parser.add_argument("--steps-per-epoch", type=int, nargs="+", default=[4000],
+                        help="(grid) env steps per epoch, summed over envs and processes")
+    parser.add_argument("--num-envs", type=int, nargs="+", default=[1],
+                        help="(grid) gymnasium vector envs stepped together in each process")
     parser.add_argument("--vector-mode", choices=["sync", "async"], default="sync",
                         help="step the envs in this process (sync) or in subprocesses (async)")
     parser.add_argument("--cpu", type=_int_at_least(1), default=1,
-                        help="MPI processes (re-launches itself under mpirun; needs the mpi extra)")
+                        help="MPI processes per run (re-launches under mpirun; needs the mpi "
+                             "extra)")
+    parser.add_argument("--hostfile",
+                        help="Open MPI hostfile: spread the --cpu ranks over these machines")
+    parser.add_argument("--mpirun-args", default="",
+                        help="more mpirun arguments, one quoted string (e.g. \"--map-by node\")")
+    parser.add_argument("--parallel", type=_int_at_least(1), default=1,
+                        help="runs of a grid (or of several seeds) trained at once, each in "
+                             "its own process with its share of the cores")
     parser.add_argument("--exp-name",
                         help="experiment name (default: the env id in lower case)")
     parser.add_argument("--data-dir", default="data",
                         help="runs are written to DATA_DIR/EXP_NAME/EXP_NAME_sSEED")
-    parser.add_argument("--gamma", type=float, default=0.99, help="discount factor")
-    parser.add_argument("--lam", type=float, default=0.97, help="GAE-Lambda's lambda")
-    parser.add_argument("--pi-lr", type=float, default=3e-4,
-                        help="policy learning rate (Adam)")
-    parser.add_argument("--vf-lr", type=float, default=1e-3,
-                        help="value function learning rate (Adam)")
-    parser.add_argument("--train-v-iters", type=int, default=80,
-                        help="value function gradient steps per epoch")
-    parser.add_argument("--max-ep-len", type=int, default=1000,
-                        help="cut episodes after this many steps (0: only the env's own limit)")
+    parser.add_argument("--gamma", type=float, nargs="+", default=[0.99],
+                        help="(grid) discount factor")
+    parser.add_argument("--lam", type=float, nargs="+", default=[0.97],
+                        help="(grid) GAE-Lambda's lambda")
+    parser.add_argument("--pi-lr", type=float, nargs="+", default=[3e-4],
+                        help="(grid) policy learning rate (Adam)")
+    parser.add_argument("--vf-lr", type=float, nargs="+", default=[1e-3],
+                        help="(grid) value function learning rate (Adam)")
+    parser.add_argument("--train-v-iters", type=int, nargs="+", default=[80],
+                        help="(grid) value function gradient steps per epoch")
+    parser.add_argument("--max-ep-len", type=int, nargs="+", default=[1000],
+                        help="(grid) cut episodes after this many steps (0: only the env's "
+                             "own limit)")
     parser.add_argument("--save-freq", type=int, default=10,
                         help="write model_EPOCH.keras every this many epochs")
     parser.add_argument("--normalize-obs", action="store_true",
                         help="standardize observations with running statistics (in the model)")
+    parser.add_argument("--tensorboard", action="store_true",
+                        help="write every progress.txt column to RUN_DIR/tensorboard "
+                             "(x axis: TotalEnvInteracts)")
+    parser.add_argument("--eval-freq", type=_int_at_least(0), default=0,
+                        help="every this many epochs, evaluate the policy on a separate env "
+                             "(EvalAverageEpRet column; best policy in RUN_DIR/best_model.keras); "
+                             "0: never")
+    parser.add_argument("--eval-episodes", type=_int_at_least(1), default=10,
+                        help="episodes per evaluation")
+    parser.add_argument("--config",
+                        help="a run's config.json (or its run directory): train with its "
+                             "settings; flags given explicitly override them")
+    parser.add_argument("--resume", metavar="RUN_DIR",
+                        help="finish an interrupted run from its last checkpoint (to its "
+                             "epochs, or to --epochs if given)")
     parser.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1,
                         help="0 silent, 1 progress bar and a line per epoch, 2 the line only")
+
+
+def _single(value: Any) -> Any:
+    """A grid flag's value in one run: the only element of a one-value list."""
+    if isinstance(value, list):
+        if len(value) != 1:
+            raise ValueError(f"expected one value, got {value}")
+        return value[0]
+    return value
 
 
 def default_exp_name(env_id: str) -> str:
@@ -139,15 +186,41 @@ def run_dir_of(args: argparse.Namespace, seed: int) -> Path:
 def vpg_kwargs(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     """The keyword arguments of :class:`keras_vpg.VPG` (all but ``env_fn``) for one seed."""
     exp_name = args.exp_name or default_exp_name(args.env)
+    one = {name: _single(getattr(args, name)) for name in GRID_FLAGS}
     return dict(
-        ac_kwargs=dict(hidden_sizes=tuple(args.hid), activation=args.act),
-        seed=seed, steps_per_epoch=args.steps_per_epoch, gamma=args.gamma,
-        pi_lr=args.pi_lr, vf_lr=args.vf_lr, train_v_iters=args.train_v_iters,
-        lam=args.lam, max_ep_len=args.max_ep_len,
+        ac_kwargs=dict(hidden_sizes=tuple(args.hid), activation=one["act"]),
+        seed=seed, steps_per_epoch=one["steps_per_epoch"], gamma=one["gamma"],
+        pi_lr=one["pi_lr"], vf_lr=one["vf_lr"], train_v_iters=one["train_v_iters"],
+        lam=one["lam"], max_ep_len=one["max_ep_len"],
         logger_kwargs=dict(output_dir=str(run_dir_of(args, seed)), exp_name=exp_name),
-        save_freq=args.save_freq, num_envs=args.num_envs, vector_mode=args.vector_mode,
+        save_freq=args.save_freq, num_envs=one["num_envs"], vector_mode=args.vector_mode,
         normalize_obs=args.normalize_obs,
     )
+
+
+def grid_variants(args: argparse.Namespace) -> list[argparse.Namespace]:
+    """One namespace per combination of the grid flags' values, named Spinning Up's way.
+
+    With one value per flag this is ``[args]`` itself; otherwise each variant's
+    ``exp_name`` is the experiment name followed by the shorthand and value of every
+    flag that varies (e.g. ``hopper-v5_pi0.001``), so its seeds land together.
+    """
+    from keras_vpg.grid import ExperimentGrid
+
+    exp_name = args.exp_name or default_exp_name(args.env)
+    varying = {name: getattr(args, name) for name in GRID_FLAGS
+               if isinstance(getattr(args, name), list) and len(getattr(args, name)) > 1}
+    if not varying:
+        return [args]
+    grid = ExperimentGrid(exp_name)
+    for name, values in varying.items():
+        grid.add(name, values, shorthand=GRID_FLAGS[name], in_name=True)
+    variants = []
+    for variant in grid.variants():
+        values = {name: [variant[name]] for name in varying}
+        variants.append(argparse.Namespace(
+            **{**vars(args), **values, "exp_name": grid.variant_name(variant)}))
+    return variants
 
 
 def _check_env_id(env_id: str) -> None:
@@ -165,42 +238,152 @@ def _check_env_id(env_id: str) -> None:
         raise CLIError(f"cannot make env {env_id!r}: {error}{extra}") from error
 
 
+def train_run(env_id: str, epochs: int, verbose: int = 1, tensorboard: bool = False,
+              eval_freq: int = 0, eval_episodes: int = 10, **vpg_kwargs: Any):
+    """Build one :class:`keras_vpg.VPG` for ``env_id``, train ``epochs`` and close it.
+
+    What a ``train`` run does, in this process or in a grid's child process:
+    ``--tensorboard`` adds a :class:`keras_vpg.TensorBoardLogger` writing to
+    ``RUN_DIR/tensorboard``; ``--eval-freq`` an :class:`keras_vpg.EvalCallback` on a
+    separate env saving ``RUN_DIR/best_model.keras``. Returns the ``History``.
+    """
+    import gymnasium as gym
+
+    import keras_vpg
+    from keras_vpg import mpi
+
+    run_dir = Path(vpg_kwargs["logger_kwargs"]["output_dir"])
+    callbacks = []
+    if tensorboard:
+        callbacks.append(keras_vpg.TensorBoardLogger(run_dir / "tensorboard"))
+    if eval_freq:
+        callbacks.append(keras_vpg.EvalCallback(
+            lambda: gym.make(env_id), eval_freq=eval_freq, n_eval_episodes=eval_episodes,
+            best_model_path=str(run_dir / "best_model.keras"), seed=vpg_kwargs["seed"] + 10**6))
+    try:
+        agent = keras_vpg.VPG(lambda: gym.make(env_id), **vpg_kwargs)
+    except (ValueError, TypeError) as error:
+        raise CLIError(str(error)) from error
+    try:
+        return agent.fit(epochs=epochs, callbacks=callbacks,
+                         verbose=verbose if mpi.proc_id() == 0 else 0)
+    finally:
+        agent.close()
+
+
+def _train_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``train_run``'s options besides the VPG arguments."""
+    return dict(env_id=args.env, epochs=args.epochs, tensorboard=args.tensorboard,
+                eval_freq=args.eval_freq, eval_episodes=args.eval_episodes)
+
+
 def cmd_train(args: argparse.Namespace) -> None:
+    if args.resume:
+        return _resume(args)  # noqa: F821 (wired after the durable-runs merge)
+    if not args.env:
+        raise CLIError("--env is required (or --config RUN_DIR/config.json, or --resume RUN_DIR)")
     _select_backend(args)
     from keras_vpg import mpi
 
     if mpi.num_procs() == 1:
         _check_env_id(args.env)  # once, before launching ranks
+    variants = grid_variants(args)
+    runs = [(variant, seed) for variant in variants for seed in args.seed]
+    mpirun_args = shlex.split(args.mpirun_args)
+    if len(variants) > 1 or (args.parallel > 1 and len(runs) > 1):
+        return _train_grid(args, runs, mpirun_args)
     try:
-        mpi.mpi_fork(args.cpu)  # re-launches under mpirun and exits when cpu > 1
+        # Re-launches this command under mpirun and exits when cpu > 1.
+        mpi.mpi_fork(args.cpu, extra_args=mpirun_args, hostfile=args.hostfile)
     except RuntimeError as error:  # no MPI installed
         raise CLIError(str(error)) from error
-    import gymnasium as gym
     import keras
-
-    import keras_vpg
 
     rank0 = mpi.proc_id() == 0
     summaries = []
-    for seed in args.seed:
+    for _, seed in runs:
         run_dir = run_dir_of(args, seed)
         if rank0:
             print(f"keras-vpg: training {args.env} seed {seed} on {keras.backend.backend()} "
                   f"({mpi.num_procs()} process(es)) -> {run_dir}", flush=True)
         start = time.perf_counter()
-        try:
-            agent = keras_vpg.VPG(lambda: gym.make(args.env), **vpg_kwargs(args, seed))
-        except (ValueError, TypeError) as error:
-            raise CLIError(str(error)) from error
-        try:
-            history = agent.fit(epochs=args.epochs, verbose=args.verbose if rank0 else 0)
-        finally:
-            agent.close()
+        history = train_run(**_train_options(args), verbose=args.verbose, **vpg_kwargs(args, seed))
         summaries.append(_run_summary(run_dir, history.history, time.perf_counter() - start))
     if rank0:
         for line in summaries:
             print(line)
         print(_next_steps(args))
+
+
+def _train_grid(args: argparse.Namespace, runs, mpirun_args: list[str]) -> None:
+    """Every (variant, seed) in its own process, ``--parallel`` at a time; then the table."""
+    from keras_vpg.grid import Experiment, GridRunError, run_experiments
+
+    experiments = [
+        Experiment(variant.exp_name, train_run,
+                   dict(**_train_options(variant), verbose=2 if args.verbose else 0,
+                        **vpg_kwargs(variant, seed)))
+        for variant, seed in runs
+    ]
+    print(f"keras-vpg: {len(experiments)} runs of {args.env}, {args.parallel} at a time:")
+    for experiment in experiments:
+        print(f"  {experiment.output_dir}")
+    try:
+        run_experiments(experiments, num_cpu=args.cpu, parallel=args.parallel,
+                        hostfile=args.hostfile, mpirun_args=mpirun_args)
+    except GridRunError as error:
+        raise CLIError(str(error)) from error
+    # A grid's variants share the experiment name as a prefix: plot takes prefixes.
+    print(_next_steps(runs[0][0], plot_dir=run_dir_of(args, args.seed[0]).parent))
+
+
+def config_defaults(path: str) -> dict[str, Any]:
+    """``train``'s option values that reproduce a run, read from its ``config.json``.
+
+    ``path`` is the file or the run directory. Used by ``--config``: these become
+    the defaults, so flags given explicitly override them.
+    """
+    import json
+
+    file = Path(path)
+    if file.is_dir():
+        file = file / "config.json"
+    try:
+        config = json.loads(file.read_text())
+    except FileNotFoundError:
+        raise CLIError(f"no config.json at {str(file)!r}") from None
+    except (OSError, json.JSONDecodeError) as error:
+        raise CLIError(f"cannot read {str(file)!r}: {error}") from error
+    if not isinstance(config, dict):
+        raise CLIError(f"{str(file)!r} is not a keras-vpg config.json")
+    defaults: dict[str, Any] = {}
+    if config.get("env_spec"):
+        defaults["env"] = json.loads(config["env_spec"])["id"]
+    ac_kwargs = config.get("ac_kwargs") or {}
+    if "hidden_sizes" in ac_kwargs:
+        defaults["hid"] = list(ac_kwargs["hidden_sizes"])
+    if "activation" in ac_kwargs:
+        defaults["act"] = [ac_kwargs["activation"]]
+    for name in GRID_FLAGS:
+        if name in config and name != "act":
+            value = config[name]
+            if isinstance(value, dict):  # a learning-rate schedule: no flag can say it
+                raise CLIError(f"{name} in {str(file)!r} is a schedule; rerun it from Python "
+                               "with keras_vpg.load_config")
+            defaults[name] = [value]
+    for name in ("save_freq", "vector_mode", "normalize_obs", "epochs"):
+        if config.get(name) is not None:
+            defaults[name] = config[name]
+    if "seed" in config:
+        defaults["seed"] = [config["seed"]]
+    exp_name = config.get("exp_name") or (config.get("logger_kwargs") or {}).get("exp_name")
+    if exp_name:
+        defaults["exp_name"] = exp_name
+    if config.get("backend") in BACKENDS:
+        defaults["backend"] = config["backend"]
+    if int(config.get("num_procs") or 1) > 1:
+        defaults["cpu"] = int(config["num_procs"])
+    return defaults
 
 
 def _run_summary(run_dir: Path, logs: dict[str, list[float]], seconds: float) -> str:
@@ -216,9 +399,9 @@ def _run_summary(run_dir: Path, logs: dict[str, list[float]], seconds: float) ->
             f"-> {run_dir}")
 
 
-def _next_steps(args: argparse.Namespace) -> str:
+def _next_steps(args: argparse.Namespace, plot_dir: Path | None = None) -> str:
     first = run_dir_of(args, args.seed[0])
-    exp_dir = shlex.quote(str(first.parent))
+    exp_dir = shlex.quote(str(plot_dir or first.parent))
     run = shlex.quote(str(first))
     export_note = ("" if importlib.util.find_spec("tensorflow") is not None
                    else f"   # needs {install_hint('tensorflow')}")
@@ -448,8 +631,8 @@ COMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``keras-vpg`` parser and its subcommands."""
+def build_parser(train_defaults: dict[str, Any] | None = None) -> argparse.ArgumentParser:
+    """The ``keras-vpg`` parser and its subcommands (``train_defaults``: see ``--config``)."""
     parser = argparse.ArgumentParser(
         prog="keras-vpg", formatter_class=HelpFormatter,
         description="Vanilla Policy Gradient (GAE-Lambda) on Keras 3: TensorFlow, JAX, PyTorch.",
@@ -464,6 +647,8 @@ def build_parser() -> argparse.ArgumentParser:
             parents=[_common_parser(backend=uses_keras)],
         )
         add_arguments(sub)
+        if name == "train" and train_defaults:
+            sub.set_defaults(**train_defaults)
     bench = commands.add_parser(
         "benchmark", help="run benchmarks/throughput.py (source tree only)",
         description="Run benchmarks/throughput.py with the arguments that follow.",
@@ -477,7 +662,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``keras-vpg`` and ``python -m keras_vpg``; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "train" and args.config:
+        try:  # the run's settings become the defaults: explicit flags still win
+            train_defaults = config_defaults(args.config)
+        except CLIError as error:
+            print(f"keras-vpg train: error: {error}", file=sys.stderr)
+            return 2
+        parser = build_parser(train_defaults)
+        args = parser.parse_args(argv)
     debug = getattr(args, "debug", False) or os.environ.get(DEBUG_ENV, "0") not in ("", "0")
     handler = cmd_benchmark if args.command == "benchmark" else COMMANDS[args.command][0]
     try:

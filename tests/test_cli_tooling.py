@@ -1,0 +1,96 @@
+"""``keras-vpg train``'s tooling flags: grids, --parallel, --tensorboard, --eval-freq, --config."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from keras_vpg import cli
+
+TINY = ["--env", "CartPole-v1", "--steps-per-epoch", "300", "--train-v-iters", "2",
+        "--verbose", "0"]
+
+
+def keras_vpg(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run([sys.executable, "-m", "keras_vpg", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def read_progress(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+def test_grid_variants_name_runs_the_spinning_up_way():
+    parser = cli.build_parser()
+    args = parser.parse_args(["train", *TINY, "--pi-lr", "3e-4", "1e-3", "--lam", "0.9", "0.97",
+                              "--exp-name", "cp"])
+    variants = cli.grid_variants(args)
+    names = [v.exp_name for v in variants]
+    # In GRID_FLAGS' order, the first varying slowest.
+    assert names == ["cp_lam0-9_pi0-0003", "cp_lam0-9_pi0-001",
+                     "cp_lam0-97_pi0-0003", "cp_lam0-97_pi0-001"]
+    kwargs = cli.vpg_kwargs(variants[1], seed=5)
+    assert (kwargs["pi_lr"], kwargs["lam"]) == (1e-3, 0.9)
+    assert kwargs["logger_kwargs"]["output_dir"] == str(
+        Path("data") / "cp_lam0-9_pi0-001" / "cp_lam0-9_pi0-001_s5")
+    single = parser.parse_args(["train", *TINY])
+    assert cli.grid_variants(single) == [single]
+
+
+@pytest.mark.slow
+def test_a_grid_of_two_values_by_two_seeds_runs_two_at_a_time(tmp_path):
+    result = keras_vpg("train", *TINY, "--epochs", "2", "--exp-name", "g", "--pi-lr", "3e-4",
+                       "1e-3", "--seed", "0", "10", "--parallel", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    expected = [tmp_path / "data" / f"g_pi{lr}" / f"g_pi{lr}_s{seed}"
+                for lr in ("0-0003", "0-001") for seed in (0, 10)]
+    for run_dir in expected:
+        rows = read_progress(run_dir / "progress.txt")
+        assert [r["Epoch"] for r in rows] == ["0", "1"], run_dir
+        assert str(run_dir.relative_to(tmp_path)) in result.stdout  # the summary table
+    assert "AverageEpRet" in result.stdout and "ok" in result.stdout
+
+
+@pytest.mark.slow
+def test_tensorboard_eval_and_config_round_trip(tmp_path):
+    first = keras_vpg("train", *TINY, "--epochs", "4", "--exp-name", "a", "--seed", "3",
+                      "--tensorboard", "--eval-freq", "2", "--eval-episodes", "2", cwd=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    run_dir = tmp_path / "data" / "a" / "a_s3"
+    rows = read_progress(run_dir / "progress.txt")
+    evaluated = [r["EvalAverageEpRet"] for r in rows]
+    assert evaluated[0] == "nan" and evaluated[2] == "nan"
+    assert float(evaluated[1]) > 0 and float(evaluated[3]) > 0
+    assert (run_dir / "best_model.keras").is_file()
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+
+    # --config: the same settings (seed, steps, iterations) again; explicit flags win.
+    again = keras_vpg("train", "--config", str(run_dir / "config.json"), "--exp-name", "b",
+                      "--epochs", "4", "--verbose", "0", cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    rerun = read_progress(tmp_path / "data" / "b" / "b_s3" / "progress.txt")
+    columns = [c for c in rows[0] if c not in ("Time", "StepsPerSecond") and
+               not c.startswith("Eval")]
+    assert [[r[c] for c in columns] for r in rerun] == [[r[c] for c in columns] for r in rows]
+
+    changed = keras_vpg("train", "--config", str(run_dir), "--exp-name", "c", "--epochs", "1",
+                        "--gamma", "0.9", "--verbose", "0", cwd=tmp_path)
+    assert changed.returncode == 0, changed.stdout + changed.stderr
+    import json
+
+    config = json.loads((tmp_path / "data" / "c" / "c_s3" / "config.json").read_text())
+    assert config["gamma"] == 0.9 and config["steps_per_epoch"] == 300
+
+
+def test_config_that_does_not_exist_is_one_line(tmp_path):
+    result = keras_vpg("train", "--config", str(tmp_path / "nowhere"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert "config.json" in result.stderr
