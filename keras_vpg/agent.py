@@ -155,9 +155,9 @@ class VPG:
         normalize_obs, overlap_update, keep_checkpoints,
     ) -> None:
         config = {k: v for k, v in locals().items() if k != "self"}
+        _check_arguments(config)  # before anything uses them (e.g. dict(ac_kwargs))
         ac_kwargs = dict(ac_kwargs or {})
         logger_kwargs = dict(logger_kwargs or {})
-        _check_arguments(config)
         self.config = config
         self.gamma, self.lam, self.save_freq = gamma, lam, save_freq
         self.keep_checkpoints = keep_checkpoints
