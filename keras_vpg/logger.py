@@ -145,7 +145,7 @@ class EpochLogger:
                 warnings.warn(
                     f"{self.output_dir} already held a run: its files were moved to {old} "
                     f"(to continue that run instead: keras-vpg train --resume {old})",
-                    stacklevel=3,
+                    stacklevel=4,  # the caller of VPG(...)
                 )
             self.output_dir.mkdir(parents=True, exist_ok=True)
 
