@@ -564,6 +564,7 @@ def after_exception(agent: VPG, error: BaseException) -> None:
     if not isinstance(error, KeyboardInterrupt):
         return
     run = shlex.quote(str(agent.output_dir))
+    bar = getattr(agent, "_progress_bar", None) is not None  # a bar line to end first
     if isinstance(error, Interrupted):
         try:
             existing = checkpoint_dir(agent.output_dir) / f"ckpt_{agent.epoch}"
@@ -579,12 +580,12 @@ def after_exception(agent: VPG, error: BaseException) -> None:
         if agent.rank == 0:
             name = "SIGTERM" if error.exit_status == 143 else "Ctrl-C"
             where = path or latest_checkpoint(agent.output_dir)
-            print_line(f"{name}: stopped after epoch {agent.epoch - 1}; checkpoint {where}; "
-                       f"resume with: keras-vpg train --resume {run}")
+            print_line(f"{name}: stopped with {agent.epoch} epoch(s) done; checkpoint {where}; "
+                       f"resume with: keras-vpg train --resume {run}", bar)
     elif agent.rank == 0:
         print_line(f"Stopped at once, no new checkpoint (last: "
                    f"{latest_checkpoint(agent.output_dir)}); resume with: "
-                   f"keras-vpg train --resume {run}")
+                   f"keras-vpg train --resume {run}", bar)
 
 
 def _usable(path: Path) -> bool:

@@ -125,9 +125,10 @@ class StopOnSignals:
         raise Interrupted(signum)
 
 
-def print_line(text: str) -> None:
-    """One line on stderr (after ending a progress bar line on stdout)."""
-    sys.stdout.write("\n")
-    sys.stdout.flush()
+def print_line(text: str, end_bar: bool = False) -> None:
+    """One line on stderr (with ``end_bar``, first end the progress bar's line on stdout)."""
+    if end_bar:
+        sys.stdout.write("\n")
+        sys.stdout.flush()
     sys.stderr.write(text + "\n")
     sys.stderr.flush()
