@@ -196,7 +196,8 @@ def test_nan_in_the_gradient_stops_training_and_keeps_the_last_checkpoint(tmp_pa
     assert [e for e, _ in list_checkpoints(run)] == [1, 2]
     policy = keras.saving.load_model(run / "model.keras")
     assert not checkpoint.non_finite_variables(policy)
-    restored = keras_vpg.VPG.restore(run, logger_kwargs=dict(output_dir=str(run)))
+    with pytest.warns(UserWarning, match=r"dropped 1 row\(s\).*epochs \[2\]"):
+        restored = keras_vpg.VPG.restore(run)  # the NaN epoch's row goes
     assert restored.epoch == 2 and not checkpoint.non_finite_variables(restored.ac)
 
 
@@ -257,3 +258,28 @@ def test_handlers_are_installed_only_during_the_block_and_in_the_main_thread():
     thread.start()
     thread.join()
     assert seen == [{}]
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_checkpoints_hold_the_random_streams_of_their_epochs_start(overlap, tmp_path):
+    # With overlap the end of epoch E-1 (and its checkpoint) comes while epoch E is being
+    # collected: the streams saved must be those from before E's first action.
+    run = tmp_path / "run"
+    agent = make_agent(run, save_freq=1, overlap_update=overlap)
+    at_start = {}
+    collect = agent.collector.collect
+
+    def recording_collect(*args, **kwargs):
+        if agent.buffer.ptr == 0:
+            at_start[len(at_start)] = checkpoint.random_streams(agent)
+        return collect(*args, **kwargs)
+
+    agent.collector.collect = recording_collect
+    agent.fit(epochs=3, verbose=0)
+    assert agent.overlap_update == overlap and sorted(at_start) == [0, 1, 2]
+    for epoch in (1, 2):
+        state, arrays = read_checkpoint(run / "checkpoints" / f"ckpt_{epoch}")
+        saved = state["random_streams"][0]
+        for key in ("numpy_sampler", "seed_generator", "numpy_global"):
+            assert saved[key] == at_start[epoch][key], (epoch, key)
+        assert saved["numpy_sampler"] != at_start[epoch - 1]["numpy_sampler"]
