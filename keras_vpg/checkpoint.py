@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib
 import inspect
 import json
 import math
@@ -53,6 +52,7 @@ import numpy as np
 
 from keras_vpg import logger as logger_module
 from keras_vpg import mpi
+from keras_vpg.files import atomic_write
 from keras_vpg.interrupt import Interrupted, StopOnSignals, print_line
 
 if TYPE_CHECKING:
@@ -404,37 +404,6 @@ def _set_aside_newer(path: Path, epoch: int) -> None:
                   stacklevel=3)
 
 
-def env_fn_from_spec(spec_json: str | None, run_dir: str | os.PathLike) -> Callable[[], gym.Env]:
-    """``env_fn`` rebuilding a run's env from the gymnasium spec saved in its config.json."""
-    if not spec_json:
-        raise ValueError(
-            f"the config.json of {run_dir} holds no gymnasium spec of the env (it was not "
-            "made by gym.make, or its kwargs are not JSON); pass env_fn="
-        )
-    spec = gym.envs.registration.EnvSpec.from_json(spec_json)
-    return lambda: gym.make(spec)
-
-
-def _resolve(qualified_name: str, parameter: str) -> Callable:
-    """The object named ``module.qualname`` (as config.json records callables)."""
-    parts = qualified_name.split(".")
-    for split in range(len(parts) - 1, 0, -1):
-        try:
-            obj: Any = importlib.import_module(".".join(parts[:split]))
-        except ImportError:
-            continue
-        try:
-            for attr in parts[split:]:
-                obj = getattr(obj, attr)
-        except AttributeError:
-            break
-        return obj
-    raise TypeError(
-        f"cannot rebuild {parameter}={qualified_name!r} from config.json; pass {parameter}= "
-        "to VPG.restore"
-    )
-
-
 def restore_agent(cls: type, run_dir: str | os.PathLike, env_fn=None, **overrides) -> VPG:
     """Implementation of :meth:`keras_vpg.VPG.restore` (see there)."""
     run_dir = Path(run_dir)
@@ -446,20 +415,32 @@ def restore_agent(cls: type, run_dir: str | os.PathLike, env_fn=None, **override
             f"{run_dir} holds no usable checkpoint ({CHECKPOINTS}/ckpt_<epoch>); start a new "
             "run instead"
         )
-    state, _ = read_checkpoint(path)
-    config = state["config"] or json.loads((run_dir / "config.json").read_text())
     parameters = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
     unknown = sorted(set(overrides) - set(parameters))
     if unknown:
         raise TypeError(f"VPG.restore got unknown arguments {unknown}; VPG takes {parameters}")
-    kwargs = {name: config[name] for name in parameters[1:] if name in config}
-    kwargs["logger_kwargs"] = {"output_dir": str(run_dir), "exp_name": config.get("exp_name")}
-    kwargs.update(overrides)
-    for name in ("actor_critic",):
-        if isinstance(kwargs.get(name), str):
-            kwargs[name] = _resolve(kwargs[name], name)
+    config_file = run_dir / "config.json"
+    if not config_file.exists() and mpi.proc_id() == 0:  # put back the checkpoint's copy
+        state, _ = read_checkpoint(path)
+        text = json.dumps(state["config"], indent=2, sort_keys=True)
+        atomic_write(config_file, lambda p: Path(p).write_text(text))
+    mpi.broadcast_object(None)  # the other ranks read config.json after rank 0 restored it
+    kwargs = logger_module.load_config(run_dir, make_env=env_fn is None)
+    env_fn = env_fn or kwargs.pop("env_fn", None)
+    kwargs.pop("env_fn", None)
     if env_fn is None:
-        env_fn = env_fn_from_spec(config.get("env_spec"), run_dir)
+        raise ValueError(
+            f"the config.json of {run_dir} holds no gymnasium spec of the env (it was not "
+            "made by gym.make, or its kwargs are not JSON); pass env_fn="
+        )
+    if isinstance(kwargs.get("actor_critic"), str) and "actor_critic" not in overrides:
+        raise TypeError(
+            f"cannot import actor_critic={kwargs['actor_critic']!r} recorded in {config_file}; "
+            "pass actor_critic= to VPG.restore"
+        )
+    exp_name = json.loads(config_file.read_text()).get("exp_name")
+    kwargs["logger_kwargs"] = {"output_dir": str(run_dir), "exp_name": exp_name}
+    kwargs.update(overrides)
     with logger_module.resuming(run_dir):
         agent = cls(env_fn, **kwargs)
     return restore_into(agent, path)

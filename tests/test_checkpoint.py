@@ -59,10 +59,12 @@ def without_timing(rows):
     return [{k: v for k, v in row.items() if k not in TIMING} for row in rows]
 
 
-@pytest.mark.parametrize("env_fn", [None, pendulum], ids=["discrete", "box"])
-def test_round_trip_is_bit_exact(env_fn, tmp_path):
+@pytest.mark.parametrize("env_fn, schedule", [(None, False), (pendulum, True)],
+                         ids=["discrete", "box-schedule"])
+def test_round_trip_is_bit_exact(env_fn, schedule, tmp_path):
     run = tmp_path / "run"
-    agent = make_agent(run, env_fn)
+    lr = keras.optimizers.schedules.ExponentialDecay(3e-3, 2, 0.5) if schedule else 3e-4
+    agent = make_agent(run, env_fn, pi_lr=lr)
     agent.fit(epochs=3, verbose=0)  # checkpoints after epochs 2 and 3 (the end of fit)
     assert [e for e, _ in list_checkpoints(run)] == [2, 3]
     saved = arrays(agent)
@@ -80,6 +82,9 @@ def test_round_trip_is_bit_exact(env_fn, tmp_path):
         for mine, theirs in zip(values, saved[group]):
             assert mine.dtype == theirs.dtype
             np.testing.assert_array_equal(mine, theirs, err_msg=group)
+    if schedule:  # rebuilt from config.json, it goes on from the restored step count
+        assert isinstance(restored.trainer.pi_optimizer._learning_rate,
+                          keras.optimizers.schedules.ExponentialDecay)
     restored_streams = checkpoint.random_streams(restored)
     for key in ("seed_generator", "numpy_sampler", "numpy_global", "python_random"):
         assert restored_streams[key] == streams[key], key
