@@ -31,7 +31,7 @@ import gymnasium as gym
 import keras
 import numpy as np
 
-from keras_vpg import mpi
+from keras_vpg import checkpoint, mpi
 from keras_vpg.actor_critic import (
     ActorCritic,
     MLPActorCritic,
@@ -95,7 +95,9 @@ class VPG:
         ``output_dir`` and ``exp_name`` of the run (default
         ``data/<exp_name>/<exp_name>_s<seed>``, ``exp_name`` ``"vpg"``).
     save_freq : int
-        Checkpoint ``model.keras`` every ``save_freq`` epochs (and at the end of ``fit``).
+        Every ``save_freq`` epochs (and at the end of ``fit``, and on Ctrl-C /
+        SIGTERM) write ``model.keras`` and a full checkpoint
+        (``checkpoints/ckpt_<epochs done>/``, see :mod:`keras_vpg.checkpoint`).
     num_envs : int
         Environments per process, stepped as one gymnasium vector env.
     vector_mode : {"sync", "async"}
@@ -118,6 +120,8 @@ class VPG:
         of env steps (a callback that changes the policy there changes it for
         the rest of that collection). ``True`` needs a single process and a
         policy and value function that share no variables.
+    keep_checkpoints : int
+        Full checkpoints kept in ``checkpoints/`` (the newest; older ones are removed).
     """
 
     def __init__(
@@ -139,6 +143,7 @@ class VPG:
         vector_mode: str = "sync",
         normalize_obs: bool = False,
         overlap_update: bool | None = None,
+        keep_checkpoints: int = checkpoint.DEFAULT_KEEP,
     ):
         config = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         with mpi.abort_on_exception():  # one failing rank must not leave the others hanging
@@ -147,14 +152,15 @@ class VPG:
     def _build(
         self, env_fn, actor_critic, ac_kwargs, seed, steps_per_epoch, gamma, pi_lr, vf_lr,
         train_v_iters, lam, max_ep_len, logger_kwargs, save_freq, num_envs, vector_mode,
-        normalize_obs, overlap_update,
+        normalize_obs, overlap_update, keep_checkpoints,
     ) -> None:
         config = {k: v for k, v in locals().items() if k != "self"}
+        _check_arguments(config)  # before anything uses them (e.g. dict(ac_kwargs))
         ac_kwargs = dict(ac_kwargs or {})
         logger_kwargs = dict(logger_kwargs or {})
-        _check_arguments(config)
         self.config = config
         self.gamma, self.lam, self.save_freq = gamma, lam, save_freq
+        self.keep_checkpoints = keep_checkpoints
 
         # Every rank seeds differently but starts from rank 0's parameters.
         self.rank, self.num_procs = mpi.proc_id(), mpi.num_procs()
@@ -293,9 +299,11 @@ class VPG:
         self._callbacks.on_epoch_begin(self.epoch)
         self._clock = time.perf_counter()
         try:
-            self._epochs()
-        except BaseException:
+            with checkpoint.stop_on_signals(self):  # [issue 17] SIGINT/SIGTERM: safe stop
+                self._epochs()
+        except BaseException as error:
             self._finish_interrupted_epoch()
+            checkpoint.after_exception(self, error)  # [issue 17] checkpoint on interrupt
             raise
         self._callbacks.on_train_end()
         return history
@@ -303,6 +311,8 @@ class VPG:
     def _epochs(self) -> None:
         every = max(1, self.steps_per_env // 20)
         while True:
+            # [issue 17] remember the random streams a checkpoint of this epoch resumes from
+            checkpoint.note_collection_start(self, self.epoch + (self._updating is not None))
             rollout = self.collector.collect(self._between_chunks, every)  # 1. collect
             if rollout is None or self._end_epoch(wait=True):
                 break  # stopped by a callback; the steps collected are kept for the next fit
@@ -334,6 +344,7 @@ class VPG:
 
     def _between_chunks(self, steps: int) -> bool:
         """Called by the collector: end the updating epoch if its value steps are done."""
+        checkpoint.check_interrupt(self)  # [issue 17] a safe point to stop on a signal
         if self._updating is not None and self._updating.value_steps.done():
             if self._end_epoch(wait=False):
                 return True
@@ -354,6 +365,7 @@ class VPG:
         stop = mpi.broadcast_object(bool(self.ac.stop_training))
         if (epoch + 1) % self.save_freq == 0 or epoch == self._last_epoch or stop:
             self.logger.save_model(self.ac, epoch)
+            checkpoint.save_checkpoint(self)  # [issue 17] the full checkpoint
         if not stop and epoch < self._last_epoch:
             self._callbacks.on_epoch_begin(epoch + 1)
         return stop
@@ -361,6 +373,7 @@ class VPG:
     def _on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         """``CallbackList.on_epoch_end`` on ``logs`` itself (Keras's passes each callback
         a copy), so that keys a callback adds reach the later callbacks and progress.txt."""
+        checkpoint.check_finite(self, logs)  # [issue 17] NaN: stop before callbacks and saving
         for callback in self._callbacks.callbacks:
             callback.on_epoch_end(epoch, logs)
 
@@ -437,6 +450,17 @@ class VPG:
             self._background = None
 
     # -- saving -------------------------------------------------------------------------
+    @classmethod
+    def restore(cls, run_dir: str, env_fn: Callable[[], gym.Env] | None = None,
+                **overrides) -> VPG:
+        """Rebuild the agent of ``run_dir`` from its newest checkpoint; ``fit`` continues it.
+
+        ``env_fn=None`` rebuilds the env from the gymnasium spec in the run's
+        ``config.json``; ``overrides`` replace saved constructor arguments. See
+        :func:`keras_vpg.checkpoint.restore_into` for what is restored.
+        """
+        return checkpoint.restore_agent(cls, run_dir, env_fn, **overrides)
+
     def save(self, filepath: str) -> None:
         """Save the ActorCritic as a ``.keras`` file (written to a temp name, then renamed)."""
         if not str(filepath).endswith(".keras"):
@@ -520,6 +544,7 @@ def _check_arguments(config: dict[str, Any]) -> None:
     _check_int("train_v_iters", config["train_v_iters"], minimum=0)
     _check_int("save_freq", config["save_freq"], minimum=1)
     _check_int("num_envs", config["num_envs"], minimum=1)
+    _check_int("keep_checkpoints", config["keep_checkpoints"], minimum=1)
     if config["max_ep_len"] is not None:
         _check_int("max_ep_len", config["max_ep_len"], minimum=0)
     for name in ("ac_kwargs", "logger_kwargs"):

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import math
+import os
+import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +49,60 @@ def _jsonable(obj: Any) -> Any:
     return repr(obj)
 
 
+#: Files whose presence means a directory already holds a run.
+RUN_MARKERS = ("progress.txt", "config.json", "checkpoints", "model.keras")
+
+# The run directory a VPG being built resumes (set by :func:`resuming`), else None.
+_RESUMING: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
+    "keras_vpg_resuming", default=None
+)
+
+
+@contextlib.contextmanager
+def resuming(output_dir: str | os.PathLike) -> Iterator[None]:
+    """Inside this block an :class:`EpochLogger` of ``output_dir`` keeps the run's files.
+
+    (Otherwise a new logger moves an earlier run's files aside.) Used by
+    :meth:`keras_vpg.VPG.restore`, which builds the agent and then calls
+    :meth:`EpochLogger.resume_from`.
+    """
+    token = _RESUMING.set(Path(output_dir).resolve())
+    try:
+        yield
+    finally:
+        _RESUMING.reset(token)
+
+
+def holds_run(directory: Path) -> bool:
+    """Whether ``directory`` holds a run's files (progress.txt, checkpoints, ...)."""
+    return any((directory / name).exists() for name in RUN_MARKERS)
+
+
+def move_run_aside(directory: Path) -> Path:
+    """Move everything in ``directory`` to a new sibling ``<name>_old_<timestamp>``.
+
+    Returns the sibling. Nothing is deleted: the directory is renamed (or, when
+    that is not possible, e.g. it is the working directory, its entries are
+    moved one by one) and ``directory`` is then created empty.
+    """
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = directory.with_name(f"{directory.name}_old_{stamp}")
+    suffix = 1
+    while target.exists():
+        target = directory.with_name(f"{directory.name}_old_{stamp}_{suffix}")
+        suffix += 1
+    try:
+        if Path.cwd().resolve().is_relative_to(directory.resolve()):
+            raise OSError("the working directory is inside it")
+        os.rename(directory, target)
+    except OSError:
+        target.mkdir()
+        for entry in directory.iterdir():
+            os.rename(entry, target / entry.name)
+    directory.mkdir(parents=True, exist_ok=True)
+    return target
+
+
 def _format(value: float) -> str:
     if isinstance(value, (int, np.integer)):
         return str(int(value))
@@ -62,6 +120,14 @@ class EpochLogger:
         Run directory; created if missing.
     exp_name : str or None
         Experiment name stored in ``config.json``.
+
+    Notes
+    -----
+    A new run in a directory that already holds one (``progress.txt``,
+    ``config.json``, ``checkpoints/`` or ``model.keras``) first moves the old
+    run's files to a sibling ``<dir>_old_<timestamp>`` named in a warning, so
+    two runs never mix. A resumed run (built inside :func:`resuming`) keeps
+    them and appends to ``progress.txt`` (see :meth:`resume_from`).
     """
 
     def __init__(self, output_dir: str, exp_name: str | None = None):
@@ -70,13 +136,56 @@ class EpochLogger:
         self.is_writer = mpi.proc_id() == 0
         self.rows: list[dict[str, float]] = []
         self.columns: list[str] | None = None
+        self._kept_lines: list[str] = []  # progress.txt rows of a resumed run, as written
+        resumed = _RESUMING.get()
+        self.resumed = resumed is not None and resumed == self.output_dir.resolve()
         if self.is_writer:
-            if (self.output_dir / "progress.txt").exists():
+            if not self.resumed and self.output_dir.is_dir() and holds_run(self.output_dir):
+                old = move_run_aside(self.output_dir)
                 warnings.warn(
-                    f"{self.output_dir} already holds a run; its progress.txt is replaced",
-                    stacklevel=3,
+                    f"{self.output_dir} already held a run: its files were moved to {old} "
+                    f"(to continue that run instead: keras-vpg train --resume {old})",
+                    stacklevel=4,  # the caller of VPG(...)
                 )
             self.output_dir.mkdir(parents=True, exist_ok=True)
+
+    def resume_from(self, epoch: int) -> None:
+        """Continue ``progress.txt`` after ``epoch`` completed epochs (rows ``0 .. epoch - 1``).
+
+        Rows of later epochs (logged after the checkpoint being resumed) are
+        dropped with a warning; the file is rewritten atomically. New rows keep
+        the file's columns.
+        """
+        if not self.is_writer:
+            return
+        path = self.output_dir / "progress.txt"
+        if not path.exists():
+            return
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+        if not lines:
+            return
+        header = lines[0].split("\t")
+        epoch_col = header.index("Epoch") if "Epoch" in header else None
+        kept, dropped = [], []
+        for line in lines[1:]:
+            fields = line.split("\t")
+            try:
+                row_epoch = int(float(fields[epoch_col])) if epoch_col is not None else None
+            except (ValueError, IndexError):  # a half-written last line
+                row_epoch = None
+            if row_epoch is not None and row_epoch < epoch and len(fields) == len(header):
+                kept.append(line)
+            else:
+                dropped.append(row_epoch)
+        if dropped:
+            epochs = [e for e in dropped if e is not None]
+            warnings.warn(
+                f"{path}: dropped {len(dropped)} row(s) logged after the checkpoint of epoch "
+                f"{epoch} (epochs {epochs}); they will be logged again",
+                stacklevel=2,
+            )
+        self.columns, self._kept_lines, self.rows = header, kept, []
+        self._write_progress()
 
     def save_config(self, config: dict[str, Any]) -> None:
         """Write ``config.json`` (every argument of the run)."""
@@ -103,7 +212,10 @@ class EpochLogger:
         else:
             self.columns += [k for k in row if k not in self.columns]
         self.rows.append(dict(row))
-        lines = ["\t".join(self.columns)]
+        self._write_progress()
+
+    def _write_progress(self) -> None:
+        lines = ["\t".join(self.columns), *self._kept_lines]
         nan = float("nan")
         lines += ["\t".join(_format(r.get(c, nan)) for c in self.columns) for r in self.rows]
         text = "\n".join(lines) + "\n"

@@ -98,6 +98,16 @@ def allreduce_sum(x: np.ndarray) -> np.ndarray:
     return out
 
 
+def mpi_max(x: float) -> float:
+    """Maximum of a scalar over ranks."""
+    comm = _world()
+    if comm is None:
+        return x
+    from mpi4py import MPI
+
+    return comm.allreduce(x, op=MPI.MAX)
+
+
 def allreduce_mean(x: np.ndarray) -> np.ndarray:
     """Element-wise mean over ranks (used to average flat gradient vectors)."""
     total = allreduce_sum(x)
@@ -119,6 +129,12 @@ def broadcast_object(obj: Any, root: int = 0) -> Any:
     """``root``'s value of a picklable object on every rank."""
     comm = _world()
     return obj if comm is None else comm.bcast(obj, root=root)
+
+
+def gather_object(obj: Any, root: int = 0) -> list[Any] | None:
+    """Every rank's ``obj`` as a list on ``root`` (``None`` on the other ranks)."""
+    comm = _world()
+    return [obj] if comm is None else comm.gather(obj, root=root)
 
 
 def sync_variables(variables: Sequence) -> None:
@@ -288,6 +304,8 @@ def abort_on_exception() -> Iterator[None]:
         if comm is None or isinstance(error, (SystemExit, KeyboardInterrupt)) and (
             getattr(error, "code", 1) == 0
         ):
+            raise
+        if getattr(error, "all_ranks", False):  # every rank raised it at the same point
             raise
         text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
         sys.stderr.write(f"[rank {comm.Get_rank()}] {text}")

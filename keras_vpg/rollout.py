@@ -10,6 +10,7 @@ import numpy as np
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 
 from keras_vpg.buffer import VPGBuffer
+from keras_vpg.env_checks import CheckEnvData
 
 VECTOR_MODES = ("sync", "async")
 
@@ -27,12 +28,15 @@ def make_vector_env(
     finished copy in the same step (``AutoresetMode.SAME_STEP``): the returned
     observation is the next episode's first one, the true final observation is
     in ``info["final_obs"]``, and no reset transition ever reaches the buffer.
+    Each copy is also wrapped in :class:`~keras_vpg.env_checks.CheckEnvData`:
+    a non-finite or wrongly shaped observation, a non-finite reward, or an
+    exception in the env's ``step`` stops collection with the env id and step.
     """
     if vector_mode not in VECTOR_MODES:
         raise ValueError(f"vector_mode must be one of {VECTOR_MODES}, got {vector_mode!r}")
 
     def make_one() -> gym.Env:
-        env = env_fn()
+        env = CheckEnvData(env_fn())
         if max_ep_len:
             env = gym.wrappers.TimeLimit(env, max_episode_steps=int(max_ep_len))
         return env
@@ -97,6 +101,18 @@ class RolloutCollector:
         self._direct = isinstance(envs, SyncVectorEnv) and (
             getattr(envs, "autoreset_mode", None) == AutoresetMode.SAME_STEP
         )
+
+    def restart_episodes(self, seed: int) -> None:
+        """Abandon the episodes in progress: reset every env with ``seed`` (a resume does this).
+
+        Call between epochs (the buffer empty): the next :meth:`collect` starts
+        fresh episodes, as deterministic as the envs' ``reset(seed=...)``.
+        """
+        if self.buffer.ptr:
+            raise RuntimeError("restart_episodes needs an empty buffer (call it between epochs)")
+        self.obs, _ = self.envs.reset(seed=int(seed))
+        self.ep_ret[:] = 0.0
+        self._ep_start[:] = self._rows_before + self._stats.env_steps // self.envs.num_envs
 
     def collect(
         self, between_chunks: Callable[[int], bool] | None = None, every: int = 0

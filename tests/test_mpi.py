@@ -113,3 +113,47 @@ def test_ranks_launched_by_keras_vpg_get_a_core_each_and_their_share_of_threads(
         assert len(a) == len(b) == 1 and a != b  # one core each, not the same one
     for _, applied in ranks:
         assert applied["tf.intra_op_threads"] == str(max(1, cores // 2))
+
+
+RESUME_SCRIPT = Path(__file__).parent / "mpi_scripts" / "resume_mpi_check.py"
+
+
+@pytest.mark.parametrize("backend", ["jax"])
+def test_sigterm_to_one_rank_stops_every_rank_and_the_run_resumes(backend, tmp_path):
+    import signal
+
+    run = tmp_path / "run"
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
+    process = subprocess.Popen(
+        mpirun_command() + [sys.executable, str(RESUME_SCRIPT), "train", str(run)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+    )
+    try:
+        line = process.stdout.readline().split()
+        assert line[:1] == ["READY"], process.stderr.read()[-3000:]
+        os.kill(int(line[2]), signal.SIGTERM)  # rank 1 only, as a scheduler might
+        out, err = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode != 0 and "FINISHED" not in out
+    assert "Traceback" not in err, err[-3000:]
+    assert sum("resume with" in line for line in err.splitlines()) == 1  # rank 0's line
+    checkpoints = sorted((run / "checkpoints").glob("ckpt_*"))
+    assert len(checkpoints) == 1
+    state = json.loads((checkpoints[0] / "state.json").read_text())
+    epoch = state["epoch"]
+    assert len(state["random_streams"]) == 2
+    assert state["random_streams"][0]["numpy_sampler"] != state["random_streams"][1][
+        "numpy_sampler"]
+    assert state["total_env_interacts"] == 2000 * epoch
+
+    result = subprocess.run(
+        mpirun_command() + [sys.executable, str(RESUME_SCRIPT), "resume", str(run),
+                            str(epoch + 2)],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"RESUMED {epoch + 2}" in result.stdout
+    rows = (run / "progress.txt").read_text().splitlines()[1:]
+    assert [int(r.split("\t")[0]) for r in rows] == list(range(epoch + 2))

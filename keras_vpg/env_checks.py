@@ -1,0 +1,115 @@
+"""Stop on bad data from an env before it is trained on.
+
+:class:`CheckEnvData` wraps each env of a run (see
+:func:`keras_vpg.rollout.make_vector_env`). A non-finite observation or reward,
+or an observation whose shape is not the declared one, raises
+:class:`EnvDataError` naming the env id, the step and the offending value; an
+exception raised by the env's own ``step`` or ``reset`` is re-raised as
+:class:`EnvStepError` with the env id and the step (the original chained as
+``__cause__``). The check is one ``np.isfinite`` over the observation array and
+one ``math.isfinite`` on the reward per step (see ``benchmarks/env_checks.py``
+for its cost).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+
+class EnvDataError(ValueError):
+    """An env returned an observation or reward that must not be trained on."""
+
+
+class EnvStepError(RuntimeError):
+    """An env's ``step`` or ``reset`` raised; the original exception is ``__cause__``."""
+
+
+def env_name(env: gym.Env) -> str:
+    """The env's gymnasium id (``spec.id``), else its class name."""
+    spec = getattr(env, "spec", None)
+    if spec is not None and getattr(spec, "id", None):
+        return spec.id
+    return type(env.unwrapped).__name__
+
+
+class CheckEnvData(gym.Wrapper):
+    """Checks every observation and reward of ``env`` (a gymnasium wrapper).
+
+    Parameters
+    ----------
+    env : gymnasium.Env
+        An env with a ``Box`` (or any array-shaped) observation space.
+
+    Raises
+    ------
+    EnvDataError
+        On a non-finite observation or reward, or an observation of another shape
+        than ``env.observation_space.shape``.
+    EnvStepError
+        When ``env.step`` or ``env.reset`` raises (chained).
+    """
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self.env_id = env_name(env)
+        self._shape = tuple(env.observation_space.shape or ())
+        dtype = getattr(env.observation_space, "dtype", None)
+        self._float_obs = dtype is None or np.issubdtype(dtype, np.floating)
+        self.total_steps = 0  # env steps since the env was made
+        self.episode_steps = 0  # steps of the current episode
+
+    def _where(self) -> str:
+        return (f"env {self.env_id!r} at step {self.total_steps} "
+                f"(step {self.episode_steps} of its episode)")
+
+    def reset(self, **kwargs: Any):
+        try:
+            obs, info = self.env.reset(**kwargs)
+        except Exception as error:
+            raise EnvStepError(
+                f"env {self.env_id!r}: reset after step {self.total_steps} raised "
+                f"{type(error).__name__}: {error}"
+            ) from error
+        self.episode_steps = 0
+        self._check_obs(obs, "reset")
+        return obs, info
+
+    def step(self, action):
+        self.total_steps += 1
+        self.episode_steps += 1
+        try:
+            obs, reward, terminated, truncated, info = self.env.step(action)
+        except Exception as error:
+            raise EnvStepError(
+                f"{self._where()}: step raised {type(error).__name__}: {error}"
+            ) from error
+        self._check_obs(obs, "step")
+        try:
+            finite = math.isfinite(reward)
+        except TypeError:  # an array-like reward
+            finite = bool(np.isfinite(np.asarray(reward, dtype=np.float64)).all())
+        if not finite:
+            raise EnvDataError(
+                f"{self._where()}: non-finite reward {reward!r}; stopped before training on it"
+            )
+        return obs, reward, terminated, truncated, info
+
+    def _check_obs(self, obs, call: str) -> None:
+        obs = np.asarray(obs)
+        if obs.shape != self._shape:
+            raise EnvDataError(
+                f"{self._where()}: {call} returned an observation of shape {obs.shape}, "
+                f"the observation space declares {self._shape}"
+            )
+        if self._float_obs and not np.isfinite(obs).all():
+            bad = np.flatnonzero(~np.isfinite(obs.astype(np.float64)))
+            first = np.unravel_index(bad[0], obs.shape) if obs.ndim else ()
+            raise EnvDataError(
+                f"{self._where()}: {call} returned a non-finite observation: "
+                f"obs[{', '.join(map(str, first))}] = {obs[first]!r} "
+                f"({len(bad)} of {obs.size} entries non-finite); stopped before training on it"
+            )
