@@ -271,6 +271,68 @@ def train_run(env_id: str, epochs: int, verbose: int = 1, tensorboard: bool = Fa
         agent.close()
 
 
+def _resume(args: argparse.Namespace) -> None:
+    """``train --resume RUN_DIR``: restore the last checkpoint, train to the run's total.
+
+    The run's backend and process count come from its ``config.json`` unless
+    ``--backend`` / ``--cpu`` are given; ``--epochs`` (if given) is the new total.
+    """
+    run_dir = _check_run_dir(args.resume)
+    saved = config_defaults(str(run_dir))
+    if args.backend is None:
+        args.backend = saved.get("backend")
+    _select_backend(args)
+    from keras_vpg import mpi
+
+    cpu = args.cpu if _given(args, "--cpu") else saved.get("cpu", 1)
+    try:
+        mpi.mpi_fork(cpu, extra_args=shlex.split(args.mpirun_args), hostfile=args.hostfile)
+    except RuntimeError as error:
+        raise CLIError(str(error)) from error
+    import gymnasium as gym
+
+    import keras_vpg
+    from keras_vpg.checkpoint import resume_run
+
+    callbacks = []
+    if args.tensorboard:
+        callbacks.append(keras_vpg.TensorBoardLogger(run_dir / "tensorboard"))
+    if args.eval_freq:
+        env_id = saved.get("env")
+        if env_id is None:
+            raise CLIError(f"--eval-freq needs the env id, which {str(run_dir)!r} does not record")
+        callbacks.append(keras_vpg.EvalCallback(
+            lambda: gym.make(env_id), eval_freq=args.eval_freq,
+            n_eval_episodes=args.eval_episodes, best_model_path=str(run_dir / "best_model.keras"),
+            seed=saved.get("seed", [0])[0] + 10**6))
+    start = time.perf_counter()
+    rank0 = mpi.proc_id() == 0
+    try:
+        agent = resume_run(run_dir, epochs=args.epochs if _given(args, "--epochs") else None,
+                           callbacks=callbacks, verbose=args.verbose if rank0 else 0)
+    except (FileNotFoundError, ValueError, TypeError) as error:
+        raise CLIError(str(error)) from error
+    try:
+        if rank0:
+            print(_run_summary(run_dir, {
+                "AverageEpRet": [_last_logged(run_dir, "AverageEpRet")],
+                "TotalEnvInteracts": [agent.total_env_interacts]},
+                time.perf_counter() - start))
+    finally:
+        agent.close()
+
+
+def _given(args: argparse.Namespace, flag: str) -> bool:
+    """Whether ``flag`` was on the command line (not just its default)."""
+    return any(a == flag or a.startswith(flag + "=") for a in getattr(args, "argv", []))
+
+
+def _last_logged(run_dir: Path, column: str) -> float:
+    from keras_vpg.grid import final_return
+
+    return final_return(run_dir, column)
+
+
 def _train_options(args: argparse.Namespace) -> dict[str, Any]:
     """``train_run``'s options besides the VPG arguments."""
     return dict(env_id=args.env, epochs=args.epochs, tensorboard=args.tensorboard,
@@ -279,7 +341,7 @@ def _train_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_train(args: argparse.Namespace) -> None:
     if args.resume:
-        return _resume(args)  # noqa: F821 (wired after the durable-runs merge)
+        return _resume(args)
     if not args.env:
         raise CLIError("--env is required (or --config RUN_DIR/config.json, or --resume RUN_DIR)")
     _select_backend(args)
@@ -672,6 +734,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         parser = build_parser(train_defaults)
         args = parser.parse_args(argv)
+    args.argv = argv
     debug = getattr(args, "debug", False) or os.environ.get(DEBUG_ENV, "0") not in ("", "0")
     handler = cmd_benchmark if args.command == "benchmark" else COMMANDS[args.command][0]
     try:
@@ -681,9 +744,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"keras-vpg {args.command}: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"keras-vpg {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as error:
+        from keras_vpg.interrupt import Interrupted, exit_status
+
+        # fit() has already said where its checkpoint is and how to resume.
+        if not isinstance(error, Interrupted):
+            print(f"keras-vpg {args.command}: interrupted", file=sys.stderr)
+        return exit_status(error)
     return 0
 
 
