@@ -42,7 +42,7 @@ from keras_vpg.buffer import VPGBuffer
 from keras_vpg.files import atomic_write
 from keras_vpg.logger import EpochLogger, ProgressBar
 from keras_vpg.rollout import VECTOR_MODES, EpochRollout, RolloutCollector, make_vector_env
-from keras_vpg.trainers import UPDATE_METRICS, get_trainer
+from keras_vpg.trainers import UPDATE_METRICS, configure_threads, get_trainer
 
 LearningRate = keras.optimizers.schedules.LearningRateSchedule
 
@@ -118,6 +118,11 @@ class VPG:
         of env steps (a callback that changes the policy there changes it for
         the rest of that collection). ``True`` needs a single process and a
         policy and value function that share no variables.
+    tune_threads : bool
+        Apply keras-vpg's thread and dispatch defaults for the backend when the
+        first ``VPG`` of the process is built (see
+        :func:`keras_vpg.trainers.configure_threads`; ``KERAS_VPG_THREADS=0``
+        also turns them off). Importing keras_vpg changes nothing.
     """
 
     def __init__(
@@ -139,6 +144,7 @@ class VPG:
         vector_mode: str = "sync",
         normalize_obs: bool = False,
         overlap_update: bool | None = None,
+        tune_threads: bool = True,
     ):
         config = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         with mpi.abort_on_exception():  # one failing rank must not leave the others hanging
@@ -147,7 +153,7 @@ class VPG:
     def _build(
         self, env_fn, actor_critic, ac_kwargs, seed, steps_per_epoch, gamma, pi_lr, vf_lr,
         train_v_iters, lam, max_ep_len, logger_kwargs, save_freq, num_envs, vector_mode,
-        normalize_obs, overlap_update,
+        normalize_obs, overlap_update, tune_threads,
     ) -> None:
         config = {k: v for k, v in locals().items() if k != "self"}
         ac_kwargs = dict(ac_kwargs or {})
@@ -155,6 +161,8 @@ class VPG:
         _check_arguments(config)
         self.config = config
         self.gamma, self.lam, self.save_freq = gamma, lam, save_freq
+        if tune_threads:
+            configure_threads()  # first VPG of the process: before the backend computes
 
         # Every rank seeds differently but starts from rank 0's parameters.
         self.rank, self.num_procs = mpi.proc_id(), mpi.num_procs()
@@ -527,6 +535,8 @@ def _check_arguments(config: dict[str, Any]) -> None:
             raise TypeError(f"{name} must be a dict, got {config[name]!r}")
     if not isinstance(config["normalize_obs"], bool):
         raise TypeError(f"normalize_obs must be True or False, got {config['normalize_obs']!r}")
+    if not isinstance(config["tune_threads"], bool):
+        raise TypeError(f"tune_threads must be True or False, got {config['tune_threads']!r}")
     if config["overlap_update"] not in (None, True, False):
         raise TypeError(
             f"overlap_update must be True, False or None, got {config['overlap_update']!r}"
