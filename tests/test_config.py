@@ -79,6 +79,7 @@ def test_config_json_records_the_sampler_and_reads_back(tmp_path, monkeypatch):
         agent.close()
         return json.loads((tmp_path / name / "config.json").read_text())
 
+    monkeypatch.delenv("KERAS_VPG_FAST_PATHS", raising=False)
     fast = build("fast", gamma=0.9)
     assert fast["sampler"] == "numpy-mlp" and fast["gamma"] == 0.9
     assert VPGConfig.from_json(fast).gamma == 0.9
