@@ -371,8 +371,13 @@ class VPG:
                     return
             rollout = self.collector.finish_epoch()
 
-            # 2.-3. Values, advantages, the policy step and the value steps.
-            record = self._update(rollout)
+            started = time.perf_counter()
+            # 2. Values, then GAE-Lambda advantages and rewards-to-go.
+            batch, statistics = self._compute_advantages(rollout)
+            # 3. One policy step, then the value steps (started in the background
+            #    when overlapping).
+            record = self._update(batch, statistics, rollout.env_steps)
+            self._update_seconds += time.perf_counter() - started
 
             # 4. Log and checkpoint now, or, with the value steps in the background,
             #    between chunks of the next collection.
@@ -381,12 +386,15 @@ class VPG:
             elif self._end_epoch(record, waiting=True) or record.epoch == self._last_epoch:
                 return
 
-    def _update(self, rollout: EpochRollout) -> EpochRecord:
-        """Advantages, then one policy step, then the value steps (maybe in the background)."""
-        start = time.perf_counter()
+    def _compute_advantages(self, rollout: EpochRollout):
+        """The epoch's training batch and its (all-ranks) statistics.
+
+        Values of every observation and of each final observation to bootstrap,
+        GAE-Lambda advantages and rewards-to-go (per env column), advantages
+        normalized with the global mean and std. Returns ``(batch, statistics)``;
+        ``batch`` has ``obs (M, *O)``, ``act``, ``ret (M,)``, ``adv (M,)``, ``logp (M,)``.
+        """
         data = rollout.transitions
-        # 2. Values of every observation and of each final observation to bootstrap,
-        #    then GAE-Lambda advantages and rewards-to-go (per env column).
         steps, num_envs = data.rew.shape
         values = np.asarray(
             self.trainer.value(data.obs.reshape((steps * num_envs,) + data.obs.shape[2:]))
@@ -405,16 +413,18 @@ class VPG:
             "adv": ((adv - adv_mean) / (adv_std + 1e-8)).reshape(size).astype(np.float32),
             "logp": data.logp.reshape(size),
         }
-        # 3. One policy step, at the parameters that collected the data (value steps
-        #    first would move a trunk shared with the value function); then the value
-        #    steps (in the background when overlapping: they read and change only the
-        #    value network); then the normalizer takes in the epoch.
+        return batch, statistics
+
+    def _update(self, batch, statistics, env_steps: int) -> EpochRecord:
+        """One policy step, then the value steps; the epoch's record."""
+        # The policy step first, at the parameters that collected the data (value
+        # steps first would move a trunk shared with the value function); then the
+        # value steps (in the background when overlapping: they read and change only
+        # the value network); then the normalizer takes in the epoch.
         policy_metrics = self.trainer.update_policy(batch)
         value_steps = self._start_value_steps(self.trainer.value_batch(batch))
         self._update_obs_normalizer(batch["obs"])
-        self._update_seconds += time.perf_counter() - start
-        return EpochRecord(self.epoch, statistics, policy_metrics, value_steps,
-                           rollout.env_steps)
+        return EpochRecord(self.epoch, statistics, policy_metrics, value_steps, env_steps)
 
     def _start_value_steps(self, batch) -> Future:
         """The value steps, started in the background when overlapping (else run now)."""
