@@ -1,24 +1,24 @@
 """Vanilla Policy Gradient with GAE-Lambda: the :class:`VPG` agent and :func:`vpg`.
 
-Each epoch follows Spinning Up's pseudocode:
+Each epoch follows Spinning Up's pseudocode, in :meth:`VPG._train`, top to bottom:
 
-1. collect ``steps_per_epoch`` steps with the current policy,
-2. compute values, rewards-to-go and GAE-Lambda advantages,
+1. collect ``steps_per_epoch`` steps with the current policy (in chunks),
+2. compute values, then GAE-Lambda advantages and rewards-to-go,
 3. take one policy-gradient step, then ``train_v_iters`` value-function steps,
-4. log the epoch and checkpoint the policy.
+4. log the epoch (callbacks first, then the progress.txt row) and checkpoint.
 
 Collection needs only the policy: values are computed for the whole batch
 after it. So where the backend's value steps run without holding the GIL (see
-``VPG(overlap_update=...)``), the value steps of epoch ``k`` run in a background thread while epoch
-``k + 1`` is collected with the already-updated policy -- the same computation
-as one after the other, with epoch ``k``'s logs and callbacks following as soon
-as its value steps finish.
+``VPG(overlap_update=...)``), the value steps of epoch ``k`` run in a background
+thread while epoch ``k + 1`` is collected with the already-updated policy -- the
+same computation as one after the other. Between chunks of that collection the
+loop checks whether they are done, and if so finishes epoch ``k`` (step 4)
+there. Everything an epoch logs travels in its :class:`EpochRecord`.
 """
 
 from __future__ import annotations
 
 import inspect
-import math
 import time
 import warnings
 from collections.abc import Callable
@@ -38,29 +38,51 @@ from keras_vpg.actor_critic import (
     check_action_space,
     check_observation_space,
 )
-from keras_vpg.buffer import VPGBuffer
+from keras_vpg.buffer import VPGBuffer, gae_lambda
+from keras_vpg.config import DEFAULT_EPOCHS, VPGConfig
 from keras_vpg.files import atomic_write
 from keras_vpg.logger import EpochLogger, ProgressBar
-from keras_vpg.rollout import VECTOR_MODES, EpochRollout, RolloutCollector, make_vector_env
-from keras_vpg.trainers import UPDATE_METRICS, get_trainer
+from keras_vpg.rollout import EpochRollout, RolloutCollector, make_vector_env
+from keras_vpg.sampling import PolicySampler, fast_paths_enabled
+from keras_vpg.trainers import UPDATE_METRICS, configure_threads, get_trainer
 
 LearningRate = keras.optimizers.schedules.LearningRateSchedule
 
 
 @dataclass
-class _Updating:
-    """An epoch whose value steps are running (in the background or done)."""
+class EpochRecord:
+    """One epoch between its collection and its progress.txt row.
+
+    ``statistics`` are the epoch's global (all-ranks) episode and value
+    statistics, measured when it was collected; ``value_steps`` gives the value
+    steps' metrics (done, or running in the background).
+    """
 
     epoch: int
-    rollout: EpochRollout
+    statistics: dict[str, float]
     policy_metrics: dict[str, float]
     value_steps: Future
+    env_steps: int
+
+
+class _CallbackList(keras.callbacks.CallbackList):
+    """Keras's ``CallbackList``, but ``on_epoch_end`` hands every callback the same ``logs``.
+
+    Keras passes the callbacks a sorted copy; here keys a callback adds (e.g. an
+    evaluation's return) reach the later callbacks, ``History`` and progress.txt.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        for callback in self.callbacks:
+            callback.on_epoch_end(epoch, logs)
 
 
 class VPG:
     """Vanilla Policy Gradient (with GAE-Lambda) on any Keras backend.
 
-    Parameters follow Spinning Up's ``vpg`` (names and defaults).
+    Parameters follow Spinning Up's ``vpg`` (names and defaults). Each
+    hyperparameter is defined once, in :class:`keras_vpg.config.VPGConfig`
+    (type, default, valid range), which validates them and writes ``config.json``.
 
     Parameters
     ----------
@@ -120,8 +142,17 @@ class VPG:
         of env steps (a callback that changes the policy there changes it for
         the rest of that collection). ``True`` needs a single process and a
         policy and value function that share no variables.
+    fast_paths : bool or None
+        Use the fast paths (numpy sampling of plain-MLP policies; see
+        :mod:`keras_vpg.sampling`). ``None``: on unless ``KERAS_VPG_FAST_PATHS=0``.
+        Which sampler a run used is recorded in ``config.json`` (``"sampler"``).
     keep_checkpoints : int
         Full checkpoints kept in ``checkpoints/`` (the newest; older ones are removed).
+    tune_threads : bool
+        Apply keras-vpg's thread and dispatch defaults for the backend when the
+        first ``VPG`` of the process is built (see
+        :func:`keras_vpg.trainers.configure_threads`; ``KERAS_VPG_THREADS=0``
+        also turns them off). Importing keras_vpg changes nothing.
     """
 
     def __init__(
@@ -143,28 +174,40 @@ class VPG:
         vector_mode: str = "sync",
         normalize_obs: bool = False,
         overlap_update: bool | None = None,
-        keep_checkpoints: int = checkpoint.DEFAULT_KEEP,
+        fast_paths: bool | None = None,
+        tune_threads: bool = True,
+        keep_checkpoints: int = 3,
     ):
-        config = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         with mpi.abort_on_exception():  # one failing rank must not leave the others hanging
-            self._build(**config)
+            if not callable(env_fn):
+                raise TypeError(
+                    f"env_fn must be a callable returning a gymnasium.Env (e.g. "
+                    f"lambda: gym.make('CartPole-v1')), got {env_fn!r}"
+                )
+            if not callable(actor_critic):
+                raise TypeError(f"actor_critic must be callable, got {actor_critic!r}")
+            config = VPGConfig(  # validates: errors name the parameter
+                ac_kwargs=ac_kwargs, seed=seed, steps_per_epoch=steps_per_epoch, gamma=gamma,
+                pi_lr=pi_lr, vf_lr=vf_lr, train_v_iters=train_v_iters, lam=lam,
+                max_ep_len=max_ep_len, logger_kwargs=logger_kwargs, save_freq=save_freq,
+                num_envs=num_envs, vector_mode=vector_mode, normalize_obs=normalize_obs,
+                overlap_update=overlap_update, fast_paths=fast_paths, tune_threads=tune_threads,
+                keep_checkpoints=keep_checkpoints,
+            )
+            self._build(env_fn, actor_critic, config)
 
-    def _build(
-        self, env_fn, actor_critic, ac_kwargs, seed, steps_per_epoch, gamma, pi_lr, vf_lr,
-        train_v_iters, lam, max_ep_len, logger_kwargs, save_freq, num_envs, vector_mode,
-        normalize_obs, overlap_update, keep_checkpoints,
-    ) -> None:
-        config = {k: v for k, v in locals().items() if k != "self"}
-        _check_arguments(config)  # before anything uses them (e.g. dict(ac_kwargs))
-        ac_kwargs = dict(ac_kwargs or {})
-        logger_kwargs = dict(logger_kwargs or {})
+    def _build(self, env_fn, actor_critic, config: VPGConfig) -> None:
         self.config = config
-        self.gamma, self.lam, self.save_freq = gamma, lam, save_freq
-        self.keep_checkpoints = keep_checkpoints
+        if config.tune_threads:
+            configure_threads()  # first VPG of the process: before the backend computes
+        ac_kwargs = dict(config.ac_kwargs or {})
+        logger_kwargs = dict(config.logger_kwargs or {})
+        self.gamma, self.lam, self.save_freq = config.gamma, config.lam, config.save_freq
+        self.keep_checkpoints = config.keep_checkpoints
 
         # Every rank seeds differently but starts from rank 0's parameters.
         self.rank, self.num_procs = mpi.proc_id(), mpi.num_procs()
-        self.seed = seed + 10000 * self.rank
+        self.seed = config.seed + 10000 * self.rank
         keras.utils.set_random_seed(self.seed)
 
         probe = env_fn()
@@ -176,11 +219,11 @@ class VPG:
         check_observation_space(observation_space)
         check_action_space(action_space)
 
-        self.num_envs = num_envs
-        self.steps_per_env = _steps_per_env(steps_per_epoch, num_envs, self.num_procs)
-        self.envs = make_vector_env(env_fn, num_envs, max_ep_len, vector_mode)
+        self.num_envs = config.num_envs
+        self.steps_per_env = _steps_per_env(config.steps_per_epoch, self.num_envs, self.num_procs)
+        self.envs = make_vector_env(env_fn, self.num_envs, config.max_ep_len, config.vector_mode)
 
-        if normalize_obs:
+        if config.normalize_obs:
             ac_kwargs["normalize_obs"] = True
         self.ac = actor_critic(observation_space, action_space, **ac_kwargs)
         if not isinstance(self.ac, ActorCritic):
@@ -192,56 +235,63 @@ class VPG:
         # sampling SeedGenerator, whose copy would give every rank the same noise.
         mpi.sync_variables(self.ac.weights)
 
-        allreduce = mpi.allreduce_mean if self.num_procs > 1 else None
+        # The learner (updates) and the sampler (collection) of this model.
         self.trainer = get_trainer(
             self.ac,
-            keras.optimizers.Adam(learning_rate=pi_lr),
-            keras.optimizers.Adam(learning_rate=vf_lr),
-            train_v_iters,
-            allreduce=allreduce,
+            keras.optimizers.Adam(learning_rate=config.pi_lr),
+            keras.optimizers.Adam(learning_rate=config.vf_lr),
+            config.train_v_iters,
+            allreduce=mpi.allreduce_mean if self.num_procs > 1 else None,
         )
+        self.sampler = PolicySampler(self.ac, self.trainer, fast_paths_enabled(config.fast_paths))
         self.buffer = VPGBuffer(
             observation_space.shape,
             action_space.shape,
             np.int32 if isinstance(action_space, gym.spaces.Discrete) else np.float32,
             self.steps_per_env,
-            num_envs,
-            gamma,
-            lam,
+            self.num_envs,
         )
-        self.collector = RolloutCollector(self.envs, self.trainer, self.buffer, self.seed)
-        if overlap_update and self.num_procs > 1:
-            raise ValueError(
-                f"overlap_update=True needs a single process (this run has {self.num_procs}); "
-                "under MPI each rank has its own core"
-            )
-        # The value steps would race the policy step over a shared variable.
-        shared = self.ac.shared_variables
-        if overlap_update and shared:
-            raise ValueError(
-                "overlap_update=True needs a policy and a value function that share no "
-                f"variables; this actor_critic shares {len(shared)}"
-            )
-        if overlap_update is None:
-            overlap_update = (self.trainer.overlaps_collection and self.num_procs == 1
-                              and mpi.usable_cores() >= 2 and not shared)
-        self.overlap_update = overlap_update
+        self.collector = RolloutCollector(self.envs, self.sampler, self.buffer, self.seed)
+        self.overlap_update = self._choose_overlap(config.overlap_update)
         self._background = None  # the value steps' thread, made on first use
-        self._updating: _Updating | None = None
 
         exp_name = logger_kwargs.get("exp_name") or "vpg"
-        output_dir = logger_kwargs.get("output_dir") or _default_output_dir(exp_name, seed)
+        output_dir = logger_kwargs.get("output_dir") or _default_output_dir(exp_name, config.seed)
         self.logger = EpochLogger(output_dir, exp_name)
-        # Record the model's effective settings, defaults included (e.g. activation).
-        config["ac_kwargs"] = {**_keyword_defaults(actor_critic), **ac_kwargs}
-        self.logger.save_config(dict(config, env_spec=env_spec, num_procs=self.num_procs,
-                                     backend=keras.backend.backend()))
+        # Record the model's effective settings, defaults included (e.g. activation),
+        # and the paths this run takes.
+        record = config.to_json()
+        record["ac_kwargs"] = {**_keyword_defaults(actor_critic), **ac_kwargs}
+        self.logger.save_config(dict(
+            record, env_fn=env_fn, actor_critic=actor_critic, env_spec=env_spec,
+            num_procs=self.num_procs, backend=keras.backend.backend(),
+            sampler=self.sampler.path, overlap_update_effective=self.overlap_update,
+        ))
         self.output_dir = Path(output_dir)
 
         self.epoch = 0
         self.total_env_interacts = 0
         self._elapsed = 0.0
         self._update_seconds = 0.0  # time the loop waited for updates (for benchmarks)
+
+    def _choose_overlap(self, requested: bool | None) -> bool:
+        """Whether value steps run in the background during the next collection."""
+        if requested and self.num_procs > 1:
+            raise ValueError(
+                f"overlap_update=True needs a single process (this run has {self.num_procs}); "
+                "under MPI each rank has its own core"
+            )
+        # The value steps would race the policy step over a shared variable.
+        shared = self.ac.shared_variables
+        if requested and shared:
+            raise ValueError(
+                "overlap_update=True needs a policy and a value function that share no "
+                f"variables; this actor_critic shares {len(shared)}"
+            )
+        if requested is None:
+            return (self.trainer.overlaps_with(self.sampler.path) and self.num_procs == 1
+                    and mpi.usable_cores() >= 2 and not shared)
+        return requested
 
     # -- training -----------------------------------------------------------------------
     def fit(
@@ -258,11 +308,12 @@ class VPG:
             Number of epochs of this call.
         callbacks : list of keras.callbacks.Callback
             Receive ``on_epoch_end(epoch, logs)`` with every progress.txt column
-            but ``Epoch``; ``callback.model`` is the ActorCritic. They run on
-            rank 0; ``model.stop_training`` ends training on every rank. Keys a
-            callback adds to ``logs`` become extra progress.txt columns; callbacks
-            with ``adds_epoch_logs = True`` (:class:`keras_vpg.EvalCallback`) run
-            first, so the others see those keys.
+            but ``Epoch``, before the epoch's row is written: keys a callback adds
+            to ``logs`` become columns (appended to the header of a new run).
+            ``callback.model`` is the ActorCritic. They run on rank 0;
+            ``model.stop_training`` ends training on every rank. Callbacks with
+            ``adds_epoch_logs = True`` (:class:`keras_vpg.EvalCallback`) run
+            first, so the others see the keys they add.
         verbose : int
             0 silent, 1 progress bar and summary line per epoch, 2 summary line only.
 
@@ -275,7 +326,10 @@ class VPG:
             return self._fit(epochs, callbacks, verbose)
 
     def _fit(self, epochs, callbacks, verbose) -> keras.callbacks.History:
-        _check_int("epochs", epochs, minimum=1)
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)):
+            raise TypeError(f"epochs must be an integer, got {epochs!r}")
+        if epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {epochs}")
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
         history = keras.callbacks.History()
@@ -289,7 +343,7 @@ class VPG:
                 epochs, self.steps_per_env * self.num_envs, verbose, initial_epoch=self.epoch
             )
             callbacks.insert(0, self._progress_bar)
-        self._callbacks = keras.callbacks.CallbackList(
+        self._callbacks = _CallbackList(
             callbacks + [history], model=self.ac, epochs=epochs, verbose=verbose
         )
         self.ac.stop_training = False
@@ -298,41 +352,93 @@ class VPG:
         self._callbacks.on_train_begin()
         self._callbacks.on_epoch_begin(self.epoch)
         self._clock = time.perf_counter()
+        self._running: EpochRecord | None = None  # value steps in the background
         try:
-            with checkpoint.stop_on_signals(self):  # [issue 17] SIGINT/SIGTERM: safe stop
-                self._epochs()
+            with checkpoint.stop_on_signals(self):  # SIGINT / SIGTERM stop at a safe point
+                self._train()
         except BaseException as error:
             self._finish_interrupted_epoch()
-            checkpoint.after_exception(self, error)  # [issue 17] checkpoint on interrupt
+            checkpoint.after_exception(self, error)  # on an interruption: a checkpoint
             raise
         self._callbacks.on_train_end()
         return history
 
-    def _epochs(self) -> None:
-        every = max(1, self.steps_per_env // 20)
+    def _train(self) -> None:
+        """The epochs of one ``fit``, as Spinning Up's pseudocode (see the module docstring)."""
+        chunk_rows = max(1, self.steps_per_env // 20)
         while True:
-            # [issue 17] remember the random streams a checkpoint of this epoch resumes from
-            checkpoint.note_collection_start(self, self.epoch + (self._updating is not None))
-            rollout = self.collector.collect(self._between_chunks, every)  # 1. collect
-            if rollout is None or self._end_epoch(wait=True):
-                break  # stopped by a callback; the steps collected are kept for the next fit
-            start = time.perf_counter()
-            self.buffer.compute_advantages(self.trainer.value)  # 2. values, GAE-Lambda
-            batch = self.buffer.get()
-            # 3. one policy step, at the parameters that collected the data (value steps
-            #    first would move a trunk shared with the value function); then the
-            #    value steps (in the background when overlapping: they read and change
-            #    only the value network); then the normalizer takes in the epoch.
-            policy_metrics = self.trainer.update_policy(batch)
-            value_steps = self._value_steps(self.trainer.value_batch(batch))
-            self._update_obs_normalizer(batch["obs"])
-            self._updating = _Updating(self.epoch, rollout, policy_metrics, value_steps)
-            self._update_seconds += time.perf_counter() - start
-            if self.epoch == self._last_epoch or not self.overlap_update:
-                if self._end_epoch(wait=True) or self.epoch > self._last_epoch:
-                    break
+            # The random streams a checkpoint of this epoch would resume from.
+            checkpoint.note_collection_start(self, self.epoch + (self._running is not None))
+            # 1. Collect the epoch, in chunks. Between chunks: stop on a signal, and
+            #    finish the previous epoch as soon as its background value steps are done.
+            for steps in self.collector.chunks(chunk_rows):
+                checkpoint.check_interrupt(self)
+                if self._running is not None and self._running.value_steps.done():
+                    if self._end_epoch(self._take_running()):
+                        return  # stopped by a callback: the rows stay for the next fit
+                elif self._running is None and self._progress_bar is not None:
+                    self._progress_bar.on_collect_progress(steps)
+            if self._running is not None:  # collected before the value steps were done
+                if self._end_epoch(self._take_running(), waiting=True):
+                    return
+            rollout = self.collector.finish_epoch()
 
-    def _value_steps(self, batch) -> Future:
+            started = time.perf_counter()
+            # 2. Values, then GAE-Lambda advantages and rewards-to-go.
+            batch, statistics = self._compute_advantages(rollout)
+            # 3. One policy step, then the value steps (started in the background
+            #    when overlapping).
+            record = self._update(batch, statistics, rollout.env_steps)
+            self._update_seconds += time.perf_counter() - started
+
+            # 4. Log and checkpoint now, or, with the value steps in the background,
+            #    between chunks of the next collection.
+            if self.overlap_update and record.epoch < self._last_epoch:
+                self._running = record
+            elif self._end_epoch(record, waiting=True) or record.epoch == self._last_epoch:
+                return
+
+    def _compute_advantages(self, rollout: EpochRollout):
+        """The epoch's training batch and its (all-ranks) statistics.
+
+        Values of every observation and of each final observation to bootstrap,
+        GAE-Lambda advantages and rewards-to-go (per env column), advantages
+        normalized with the global mean and std. Returns ``(batch, statistics)``;
+        ``batch`` has ``obs (M, *O)``, ``act``, ``ret (M,)``, ``adv (M,)``, ``logp (M,)``.
+        """
+        data = rollout.transitions
+        steps, num_envs = data.rew.shape
+        values = np.asarray(
+            self.trainer.value(data.obs.reshape((steps * num_envs,) + data.obs.shape[2:]))
+        ).reshape(steps, num_envs).astype(np.float32, copy=False)
+        finals = data.bootstrap_obs()
+        last_values = [] if finals is None else np.asarray(self.trainer.value(finals)).tolist()
+        adv, ret = gae_lambda(data.rew, values, data.ends_with(last_values), self.gamma, self.lam)
+        statistics = self._rollout_statistics(rollout, values)
+        # Advantages normalized with the global (all-ranks) mean and std.
+        adv_mean, adv_std = mpi.mpi_statistics_scalar(adv)
+        size = steps * num_envs
+        batch = {
+            "obs": data.obs.reshape((size,) + data.obs.shape[2:]),
+            "act": data.act.reshape((size,) + data.act.shape[2:]),
+            "ret": ret.reshape(size),
+            "adv": ((adv - adv_mean) / (adv_std + 1e-8)).reshape(size).astype(np.float32),
+            "logp": data.logp.reshape(size),
+        }
+        return batch, statistics
+
+    def _update(self, batch, statistics, env_steps: int) -> EpochRecord:
+        """One policy step, then the value steps; the epoch's record."""
+        # The policy step first, at the parameters that collected the data (value
+        # steps first would move a trunk shared with the value function); then the
+        # value steps (in the background when overlapping: they read and change only
+        # the value network); then the normalizer takes in the epoch.
+        policy_metrics = self.trainer.update_policy(batch)
+        value_steps = self._start_value_steps(self.trainer.value_batch(batch))
+        self._update_obs_normalizer(batch["obs"])
+        return EpochRecord(self.epoch, statistics, policy_metrics, value_steps, env_steps)
+
+    def _start_value_steps(self, batch) -> Future:
         """The value steps, started in the background when overlapping (else run now)."""
         if self.overlap_update and self.epoch < self._last_epoch:
             if self._background is None:
@@ -342,61 +448,45 @@ class VPG:
         done.set_result(self.trainer.update_value(batch))
         return done
 
-    def _between_chunks(self, steps: int) -> bool:
-        """Called by the collector: end the updating epoch if its value steps are done."""
-        checkpoint.check_interrupt(self)  # [issue 17] a safe point to stop on a signal
-        if self._updating is not None and self._updating.value_steps.done():
-            if self._end_epoch(wait=False):
-                return True
-        if self._updating is None and self._progress_bar is not None:
-            self._progress_bar.on_collect_progress(steps)
-        return False
+    def _take_running(self) -> EpochRecord:
+        record, self._running = self._running, None
+        return record
 
-    def _end_epoch(self, wait: bool) -> bool:
-        """4. Log and checkpoint the updating epoch, then begin the next; True to stop."""
-        updating, self._updating = self._updating, None
-        if updating is None:
-            return False
+    def _end_epoch(self, record: EpochRecord, waiting: bool = False) -> bool:
+        """4. Callbacks, the progress.txt row, the checkpoint; begin the next. True to stop."""
         start = time.perf_counter()
-        value_metrics = updating.value_steps.result()  # re-raises the thread's exception
-        if wait:
+        value_metrics = record.value_steps.result()  # re-raises the thread's exception
+        if waiting:
             self._update_seconds += time.perf_counter() - start
-        epoch, logs = self._log_epoch(updating, value_metrics, self._on_epoch_end)
+        logs = self._epoch_logs(record, value_metrics)
+        self.epoch = record.epoch + 1  # the epoch is done (callbacks see the count)
+        try:
+            checkpoint.check_finite(self, logs)  # a NaN loss or weight stops before any save
+            # Callbacks first: keys they add to `logs` (e.g. an evaluation) are logged too.
+            self._callbacks.on_epoch_end(record.epoch, logs)
+        finally:  # the row is written even if a callback raises
+            self._write_row(record.epoch, logs)
         stop = mpi.broadcast_object(bool(self.ac.stop_training))
-        if (epoch + 1) % self.save_freq == 0 or epoch == self._last_epoch or stop:
-            self.logger.save_model(self.ac, epoch)
-            checkpoint.save_checkpoint(self)  # [issue 17] the full checkpoint
-        if not stop and epoch < self._last_epoch:
-            self._callbacks.on_epoch_begin(epoch + 1)
+        self.checkpoint_epoch(record.epoch, final=stop or record.epoch == self._last_epoch)
+        if not stop and record.epoch < self._last_epoch:
+            self._callbacks.on_epoch_begin(record.epoch + 1)
         return stop
 
-    def _on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
-        """``CallbackList.on_epoch_end`` on ``logs`` itself (Keras's passes each callback
-        a copy), so that keys a callback adds reach the later callbacks and progress.txt."""
-        checkpoint.check_finite(self, logs)  # [issue 17] NaN: stop before callbacks and saving
-        for callback in self._callbacks.callbacks:
-            callback.on_epoch_end(epoch, logs)
+    def checkpoint_epoch(self, epoch: int, final: bool = False) -> None:
+        """Checkpoint at the end of ``epoch`` (every ``save_freq`` epochs, and a ``final`` one).
 
-    def _log_epoch(self, updating: _Updating, value_metrics: dict[str, float],
-                   on_epoch_end: Callable[[int, dict], None] | None = None):
-        """Count the epoch done, run ``on_epoch_end``, write its progress row; ``(epoch, logs)``.
-
-        The row is written after the callbacks so that keys they add to ``logs``
-        (``EvalCallback``'s ``EvalAverageEpRet``...) become progress.txt columns;
-        it is written even if a callback raises.
+        Called once per epoch, after its row is written (the run directory then
+        holds a consistent state). Writes ``model.keras`` and ``model_<epoch>.keras``,
+        and the full checkpoint (:func:`keras_vpg.checkpoint.save_checkpoint`).
         """
-        now = time.perf_counter()
-        metrics = {**updating.policy_metrics, **value_metrics}
-        logs = self._epoch_logs(updating.rollout, {k: metrics[k] for k in UPDATE_METRICS},
-                                now - self._clock)
-        self._clock = now
-        self.epoch = updating.epoch + 1
-        try:
-            if on_epoch_end is not None:
-                on_epoch_end(updating.epoch, logs)
-        finally:
-            self.logger.dump_tabular({"Epoch": updating.epoch, **logs})
-        return updating.epoch, logs
+        if (epoch + 1) % self.save_freq == 0 or final:
+            self.logger.save_model(self.ac, epoch)
+            checkpoint.save_checkpoint(self)
+
+    def _write_row(self, epoch: int, logs: dict[str, float]) -> None:
+        """Append the epoch's progress.txt row; the epoch counts as done."""
+        self.logger.dump_tabular({"Epoch": epoch, **logs})
+        self.epoch = epoch + 1
 
     def _finish_interrupted_epoch(self) -> None:
         """After an exception in ``fit``: let running value steps finish, and log their epoch.
@@ -404,11 +494,11 @@ class VPG:
         Nothing then runs on behind the caller's back, and the next ``fit`` goes on
         from a consistent model and epoch count (no callbacks: ``fit`` is failing).
         """
-        updating, self._updating = self._updating, None
-        if updating is None:
+        record, self._running = self._running, None
+        if record is None:
             return
         try:
-            self._log_epoch(updating, updating.value_steps.result())
+            self._write_row(record.epoch, self._epoch_logs(record, record.value_steps.result()))
         except Exception:  # the exception already propagating is the one to report
             pass
 
@@ -421,23 +511,30 @@ class VPG:
         total_sq = mpi.mpi_sum(np.square(obs).sum(axis=0))
         self.ac.obs_normalizer.update(total, total_sq, float(mpi.mpi_sum(len(obs))))
 
-    def _epoch_logs(self, rollout, update: dict[str, float], seconds: float) -> dict[str, float]:
-        """Global (all-ranks) statistics of one epoch, keyed like progress.txt."""
+    @staticmethod
+    def _rollout_statistics(rollout: EpochRollout, values: np.ndarray) -> dict[str, float]:
+        """Global (all-ranks) episode and value statistics of one epoch's collection."""
         returns = np.asarray(rollout.episode_returns, dtype=np.float64)
         lengths = np.asarray(rollout.episode_lengths, dtype=np.float64)
         ret_mean, ret_std, ret_min, ret_max = mpi.mpi_statistics_scalar(returns, True)
         len_mean, _ = mpi.mpi_statistics_scalar(lengths)
-        v_mean, v_std, v_min, v_max = mpi.mpi_statistics_scalar(self.buffer.val, True)
-        epoch_steps = int(mpi.mpi_sum(rollout.env_steps))
-        self.total_env_interacts += epoch_steps
-        self._elapsed += seconds
-        logs = {
+        v_mean, v_std, v_min, v_max = mpi.mpi_statistics_scalar(values, True)
+        return {
             "AverageEpRet": ret_mean, "StdEpRet": ret_std, "MaxEpRet": ret_max,
             "MinEpRet": ret_min, "EpLen": len_mean,
             "AverageVVals": v_mean, "StdVVals": v_std, "MaxVVals": v_max, "MinVVals": v_min,
-            "TotalEnvInteracts": self.total_env_interacts,
         }
-        logs.update({k: float(mpi.mpi_avg(v)) for k, v in update.items()})
+
+    def _epoch_logs(self, record: EpochRecord, value_metrics: dict[str, float]):
+        """The epoch's progress.txt columns (but ``Epoch``), keyed like progress.txt."""
+        now = time.perf_counter()
+        seconds, self._clock = now - self._clock, now
+        metrics = {**record.policy_metrics, **value_metrics}
+        epoch_steps = int(mpi.mpi_sum(record.env_steps))
+        self.total_env_interacts += epoch_steps
+        self._elapsed += seconds
+        logs = dict(record.statistics, TotalEnvInteracts=self.total_env_interacts)
+        logs.update({k: float(mpi.mpi_avg(metrics[k])) for k in UPDATE_METRICS})
         logs["Time"] = self._elapsed
         logs["StepsPerSecond"] = epoch_steps / max(seconds, 1e-9)
         return {k: (v if isinstance(v, int) else float(v)) for k, v in logs.items()}
@@ -482,7 +579,7 @@ def vpg(
     ac_kwargs: dict[str, Any] | None = None,
     seed: int = 0,
     steps_per_epoch: int = 4000,
-    epochs: int = 50,
+    epochs: int = DEFAULT_EPOCHS,
     gamma: float = 0.99,
     pi_lr: float | LearningRate = 3e-4,
     vf_lr: float | LearningRate = 1e-3,
@@ -495,7 +592,8 @@ def vpg(
 ) -> VPG:
     """Spinning Up's functional form: build a :class:`VPG`, train ``epochs``, return it.
 
-    Extra keyword arguments (``num_envs``, ``vector_mode``) go to :class:`VPG`;
+    Extra keyword arguments (``num_envs``, ``vector_mode``, ``normalize_obs``, ...: see
+    :class:`keras_vpg.config.VPGConfig`) go to :class:`VPG`;
     ``verbose`` and ``callbacks`` go to :meth:`VPG.fit`.
     """
     fit_kwargs = {k: kwargs.pop(k) for k in ("verbose", "callbacks") if k in kwargs}
@@ -507,59 +605,6 @@ def vpg(
     )
     agent.fit(epochs=epochs, **fit_kwargs)
     return agent
-
-
-# -- argument checks ------------------------------------------------------------------------
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-
-
-def _check_arguments(config: dict[str, Any]) -> None:
-    if not callable(config["env_fn"]):
-        raise TypeError(
-            f"env_fn must be a callable returning a gymnasium.Env (e.g. "
-            f"lambda: gym.make('CartPole-v1')), got {config['env_fn']!r}"
-        )
-    if not callable(config["actor_critic"]):
-        raise TypeError(f"actor_critic must be callable, got {config['actor_critic']!r}")
-    for name in ("gamma", "lam"):
-        value = config[name]
-        if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-            raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
-    for name in ("pi_lr", "vf_lr"):
-        value = config[name]
-        if isinstance(value, keras.optimizers.schedules.LearningRateSchedule):
-            continue
-        if (isinstance(value, bool) or not isinstance(value, (int, float))
-                or not math.isfinite(value) or value < 0):
-            raise ValueError(
-                f"{name} must be a non-negative learning rate or a "
-                f"keras.optimizers.schedules.LearningRateSchedule, got {value!r}"
-            )
-    _check_int("seed", config["seed"], minimum=0)
-    _check_int("steps_per_epoch", config["steps_per_epoch"], minimum=1)
-    _check_int("train_v_iters", config["train_v_iters"], minimum=0)
-    _check_int("save_freq", config["save_freq"], minimum=1)
-    _check_int("num_envs", config["num_envs"], minimum=1)
-    _check_int("keep_checkpoints", config["keep_checkpoints"], minimum=1)
-    if config["max_ep_len"] is not None:
-        _check_int("max_ep_len", config["max_ep_len"], minimum=0)
-    for name in ("ac_kwargs", "logger_kwargs"):
-        if config[name] is not None and not isinstance(config[name], dict):
-            raise TypeError(f"{name} must be a dict, got {config[name]!r}")
-    if not isinstance(config["normalize_obs"], bool):
-        raise TypeError(f"normalize_obs must be True or False, got {config['normalize_obs']!r}")
-    if config["overlap_update"] not in (None, True, False):
-        raise TypeError(
-            f"overlap_update must be True, False or None, got {config['overlap_update']!r}"
-        )
-    if config["vector_mode"] not in VECTOR_MODES:
-        raise ValueError(
-            f"vector_mode must be one of {VECTOR_MODES}, got {config['vector_mode']!r}"
-        )
 
 
 def _steps_per_env(steps_per_epoch: int, num_envs: int, num_procs: int) -> int:

@@ -1,19 +1,19 @@
-"""Rollout storage with GAE-Lambda advantages and rewards-to-go (numpy).
+"""Rollout storage, and GAE-Lambda advantages and rewards-to-go as a pure function (numpy).
 
-The buffer holds ``T`` steps of ``N`` vectorized environments as arrays of
-shape ``(T, N, ...)``; each environment's column is cut into paths (episode
-segments). During collection only the path ends are recorded
-(:meth:`VPGBuffer.end_path`); :meth:`VPGBuffer.compute_advantages` then computes
-every value in one batched call and finishes each path (:meth:`VPGBuffer.finish_path`).
+:class:`VPGBuffer` is passive: it holds ``T`` steps of ``N`` vectorized
+environments as arrays of shape ``(T, N, ...)`` and records where each
+environment's column is cut into paths (episode segments), with the true final
+observation of each path that must be bootstrapped. It computes nothing: the
+agent computes the values of those observations, then :func:`gae_lambda` the
+advantages and rewards-to-go, then normalizes the advantages (over all ranks).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
-
-from keras_vpg import mpi
 
 
 def discount_cumsum(x: np.ndarray, discount: float) -> np.ndarray:
@@ -36,8 +36,107 @@ def discount_cumsum(x: np.ndarray, discount: float) -> np.ndarray:
     return out
 
 
+def gae_lambda(
+    rewards: np.ndarray,
+    values: np.ndarray,
+    path_ends: Sequence[tuple[int, int, float]],
+    gamma: float,
+    lam: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """GAE-Lambda advantages and rewards-to-go of paths cut in ``N`` columns of ``T`` steps.
+
+    Backwards along each path, in float64::
+
+        delta_t = r_t + gamma * V_{t+1} - V_t
+        adv_t   = delta_t + gamma * lam * adv_{t+1}
+        ret_t   = r_t + gamma * ret_{t+1}
+
+    with ``V`` and ``ret`` beyond a path's end equal to its ``last_val``: 0 for a
+    terminated episode, V of the true final observation for a truncated or cut-off one.
+
+    Parameters
+    ----------
+    rewards, values : arrays of shape ``(T, N)``
+    path_ends : sequence of ``(env, end, last_val)``
+        Each env's paths in order: a path runs from the previous end of its env
+        (0 for the first) to ``end`` (exclusive). Every env's last path must end at ``T``.
+    gamma, lam : float
+
+    Returns
+    -------
+    adv, ret : float32 arrays of shape ``(T, N)``
+    """
+    rewards, values = np.asarray(rewards), np.asarray(values)
+    steps, num_envs = rewards.shape
+    adv = np.zeros((steps, num_envs), dtype=np.float32)
+    ret = np.zeros((steps, num_envs), dtype=np.float32)
+    ends_of: dict[int, list[tuple[int, float]]] = {}
+    for env, end, last_val in path_ends:
+        ends_of.setdefault(int(env), []).append((int(end), float(last_val)))
+    for env in range(num_envs):
+        ends = ends_of.get(env, [])
+        if steps and (not ends or ends[-1][0] != steps):
+            raise ValueError(f"env {env}'s paths end at {[e for e, _ in ends]}, not at T={steps}")
+        # One pass over the column with Python floats (no per-path numpy work).
+        rews, vals = rewards[:, env].tolist(), values[:, env].tolist()
+        env_adv, env_ret = [0.0] * steps, [0.0] * steps
+        start = 0
+        for end, last_val in ends:
+            _gae_path(rews, vals, start, end, last_val, gamma, lam, env_adv, env_ret)
+            start = end
+        adv[:, env] = env_adv
+        ret[:, env] = env_ret
+    return adv, ret
+
+
+def _gae_path(rews, vals, start, end, last_val, gamma, lam, adv, ret) -> None:
+    """:func:`gae_lambda` of ``rews[start:end]`` into the lists ``adv`` and ``ret``."""
+    gamma_lam = gamma * lam
+    next_val = running_ret = last_val
+    running_adv = 0.0
+    for t in range(end - 1, start - 1, -1):
+        reward, val = rews[t], vals[t]
+        running_adv = reward + gamma * next_val - val + gamma_lam * running_adv
+        running_ret = reward + gamma * running_ret
+        adv[t], ret[t] = running_adv, running_ret
+        next_val = val
+
+
+@dataclass
+class Transitions:
+    """One epoch of stored interaction (copies: the buffer is refilled meanwhile).
+
+    Attributes
+    ----------
+    obs : ``(T, N, *O)`` float32
+    act : ``(T, N, *A)``
+    rew : ``(T, N)`` float32
+    logp : ``(T, N)`` float32, log-probs under the policy that collected them
+    path_ends : list of ``(env, end, final_obs or None)``
+        Where paths end, in order; ``final_obs`` (``(*O,)``) is to be bootstrapped
+        with its value, ``None`` (terminated) with 0.
+    """
+
+    obs: np.ndarray
+    act: np.ndarray
+    rew: np.ndarray
+    logp: np.ndarray
+    path_ends: list[tuple[int, int, np.ndarray | None]]
+
+    def bootstrap_obs(self) -> np.ndarray | None:
+        """The final observations to bootstrap, ``(K, *O)`` in ``path_ends`` order (or None)."""
+        finals = [final for _, _, final in self.path_ends if final is not None]
+        return np.stack(finals).astype(np.float32) if finals else None
+
+    def ends_with(self, bootstrap_values: Sequence[float]) -> list[tuple[int, int, float]]:
+        """``path_ends`` with each final observation replaced by its value (0 if terminated)."""
+        values = iter(bootstrap_values)
+        return [(env, end, 0.0 if final is None else next(values))
+                for env, end, final in self.path_ends]
+
+
 class VPGBuffer:
-    """Stores one epoch of interaction and computes GAE-Lambda advantages.
+    """Stores one epoch of interaction of ``N`` vectorized environments.
 
     Parameters
     ----------
@@ -51,8 +150,6 @@ class VPGBuffer:
         ``T``: rows per epoch (steps of the vector env).
     num_envs : int
         ``N``: environments stepped together.
-    gamma, lam : float
-        Discount and GAE-Lambda parameters.
     """
 
     def __init__(
@@ -62,32 +159,25 @@ class VPGBuffer:
         act_dtype,
         steps_per_env: int,
         num_envs: int,
-        gamma: float = 0.99,
-        lam: float = 0.95,
     ):
         shape = (steps_per_env, num_envs)
         self.obs = np.zeros(shape + tuple(obs_shape), dtype=np.float32)
         self.act = np.zeros(shape + tuple(act_shape), dtype=act_dtype)
         self.rew = np.zeros(shape, dtype=np.float32)
-        self.val = np.zeros(shape, dtype=np.float32)
         self.logp = np.zeros(shape, dtype=np.float32)
-        self.adv = np.zeros(shape, dtype=np.float32)
-        self.ret = np.zeros(shape, dtype=np.float32)
-        self.gamma, self.lam = gamma, lam
         self.max_size = steps_per_env
         self.num_envs = num_envs
         self.ptr = 0
-        self.path_start = np.zeros(num_envs, dtype=np.int64)
         # Path ends recorded during collection: (env, end row, final obs or None).
         self._ends: list[tuple[int, int, np.ndarray | None]] = []
         self._last_end = np.zeros(num_envs, dtype=np.int64)
 
-    def store(self, obs, act, rew, logp, val=None) -> None:
-        """Append one row: arrays with leading dimension ``N``.
+    @property
+    def full(self) -> bool:
+        return self.ptr >= self.max_size
 
-        ``val`` may be left out when :meth:`compute_advantages` computes the
-        values after collection.
-        """
+    def store(self, obs, act, rew, logp) -> None:
+        """Append one row: arrays with leading dimension ``N``."""
         if self.ptr >= self.max_size:
             raise RuntimeError("VPGBuffer is full: call get() before storing more steps")
         t = self.ptr
@@ -95,8 +185,6 @@ class VPGBuffer:
         self.act[t] = act
         self.rew[t] = rew
         self.logp[t] = logp
-        if val is not None:
-            self.val[t] = val
         self.ptr += 1
 
     def end_path(self, env_index: int, final_obs: np.ndarray | None = None) -> None:
@@ -116,103 +204,18 @@ class VPGBuffer:
         for i in np.flatnonzero(self._last_end < self.ptr):
             self.end_path(int(i), np.array(obs[i], dtype=np.float32))
 
-    def compute_advantages(self, value_fn: Callable[[np.ndarray], np.ndarray]) -> None:
-        """Values of every stored observation and recorded final observation, then GAE.
+    def get(self) -> Transitions:
+        """The epoch's :class:`Transitions` (copies); empties the buffer for the next epoch.
 
-        ``value_fn`` maps observations ``(K, *O)`` to values ``(K,)``; it is called
-        twice (the ``T * N`` stored rows, then the bootstrap observations).
-        """
-        rows = self.ptr * self.num_envs
-        self.val[: self.ptr] = np.asarray(
-            value_fn(self.obs[: self.ptr].reshape((rows,) + self.obs.shape[2:]))
-        ).reshape(self.ptr, self.num_envs)
-        bootstrap = [k for k, (_, _, final) in enumerate(self._ends) if final is not None]
-        last_vals = [0.0] * len(self._ends)
-        if bootstrap:
-            finals = np.stack([self._ends[k][2] for k in bootstrap]).astype(np.float32)
-            for k, v in zip(bootstrap, np.asarray(value_fn(finals)).tolist()):
-                last_vals[k] = v
-        paths: dict[int, list[tuple[int, float]]] = {}
-        for (env_index, end, _), last_val in zip(self._ends, last_vals):
-            paths.setdefault(env_index, []).append((end, last_val))
-        self._ends.clear()
-        for env_index, ends in paths.items():
-            self._finish_paths(env_index, ends)
-
-    def finish_path(self, env_index: int, last_val: float = 0.0) -> None:
-        """Close the current path of environment ``env_index`` (it ends at the current row).
-
-        ``last_val`` is 0 when the episode terminated, else V of the true final
-        observation (truncation, ``max_ep_len`` or the epoch cut-off), so the
-        return is bootstrapped beyond the cut. ``self.val`` must hold the path's values.
-        """
-        self._finish_paths(env_index, [(self.ptr, last_val)])
-
-    def _finish_paths(self, env_index: int, ends: list[tuple[int, float]]) -> None:
-        """Close consecutive paths of one env, ``ends`` = ``[(end row, last_val)]`` in order.
-
-        One pass over the env's column (no per-path numpy work).
-        """
-        start, last = int(self.path_start[env_index]), ends[-1][0]
-        self._last_end[env_index] = max(self._last_end[env_index], last)
-        if last == start:
-            return
-        rews = self.rew[start:last, env_index].tolist()
-        vals = self.val[start:last, env_index].tolist()
-        adv, ret = [0.0] * len(rews), [0.0] * len(rews)
-        path_start = 0
-        for end, last_val in ends:
-            self._gae(rews, vals, path_start, end - start, last_val, adv, ret)
-            path_start = end - start
-        self.adv[start:last, env_index] = adv
-        self.ret[start:last, env_index] = ret
-        self.path_start[env_index] = last
-
-    def _gae(self, rews, vals, start, end, last_val, adv, ret) -> None:
-        """GAE-Lambda advantages and rewards-to-go of ``rews[start:end]`` into ``adv``, ``ret``.
-
-        Python floats (float64), backwards: ``delta_t = r_t + gamma * V_{t+1} - V_t``,
-        ``adv_t = delta_t + gamma * lam * adv_{t+1}``, ``ret_t = r_t + gamma * ret_{t+1}``,
-        with ``V`` and ``ret`` beyond the path equal to ``last_val``.
-        """
-        gamma, gamma_lam = self.gamma, self.gamma * self.lam
-        next_val = running_ret = float(last_val)
-        running_adv = 0.0
-        for t in range(end - 1, start - 1, -1):
-            reward, val = rews[t], vals[t]
-            running_adv = reward + gamma * next_val - val + gamma_lam * running_adv
-            running_ret = reward + gamma * running_ret
-            adv[t], ret[t] = running_adv, running_ret
-            next_val = val
-
-    def unfinished_envs(self) -> np.ndarray:
-        """Indices of environments whose current path holds steps not yet finished."""
-        return np.flatnonzero(self.path_start < self.ptr)
-
-    def get(self) -> dict[str, np.ndarray]:
-        """All ``T * N`` steps, flattened, with advantages normalized across ranks.
-
-        Every path must be finished. Returns a dict with ``obs (M, *O)``,
-        ``act (M, ...)``, ``ret (M,)``, ``adv (M,)`` and ``logp (M,)``, ``M = T * N``
-        (copies, not views). Resets the buffer for the next epoch.
+        The buffer must be full and every path ended (:meth:`end_open_paths`).
         """
         if self.ptr != self.max_size:
             raise RuntimeError(f"VPGBuffer holds {self.ptr} of {self.max_size} rows; not full")
-        if len(self.unfinished_envs()) or self._ends:
-            raise RuntimeError(
-                "every path must be finished (compute_advantages or finish_path) before get()"
-            )
+        if np.any(self._last_end < self.ptr):
+            raise RuntimeError("every path must be ended (end_open_paths) before get()")
+        data = Transitions(self.obs.copy(), self.act.copy(), self.rew.copy(), self.logp.copy(),
+                           list(self._ends))
         self.ptr = 0
-        self.path_start[:] = 0
+        self._ends.clear()
         self._last_end[:] = 0
-        size = self.max_size * self.num_envs
-        adv_mean, adv_std = mpi.mpi_statistics_scalar(self.adv)
-        adv = (self.adv - adv_mean) / (adv_std + 1e-8)
-        # Copies: the next epoch refills the buffer while this batch may still train.
-        return {
-            "obs": self.obs.reshape((size,) + self.obs.shape[2:]).copy(),
-            "act": self.act.reshape((size,) + self.act.shape[2:]).copy(),
-            "ret": self.ret.reshape(size).copy(),
-            "adv": adv.reshape(size).astype(np.float32),
-            "logp": self.logp.reshape(size).copy(),
-        }
+        return data

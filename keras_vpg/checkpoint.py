@@ -60,7 +60,7 @@ if TYPE_CHECKING:
 
 CHECKPOINTS = "checkpoints"
 FORMAT_VERSION = 1
-DEFAULT_KEEP = 3
+DEFAULT_KEEP = 3  # VPG(keep_checkpoints=3), keras_vpg.config.VPGConfig
 _NAME = re.compile(r"^ckpt_(\d+)$")
 _ARRAYS, _STATE = "arrays.npz", "state.json"
 
@@ -168,7 +168,7 @@ def _generator_state(space: gym.Space) -> dict | None:
 
 def random_streams(agent: VPG) -> dict[str, Any]:
     """This rank's random streams now, as JSON-able values."""
-    sampler = getattr(agent.trainer, "_numpy_sampler", None)  # plain-MLP policies only
+    sampler = agent.sampler.numpy  # plain-MLP policies only
     np_state = np.random.get_state()
     py_state = random.getstate()
     return {
@@ -184,7 +184,7 @@ def random_streams(agent: VPG) -> dict[str, Any]:
 def _set_random_streams(agent: VPG, streams: dict[str, Any]) -> None:
     seed_state = agent.ac.seed_generator.state
     seed_state.assign(np.asarray(streams["seed_generator"]).astype(_numpy(seed_state).dtype))
-    sampler = getattr(agent.trainer, "_numpy_sampler", None)
+    sampler = agent.sampler.numpy
     if sampler is not None and streams["numpy_sampler"] is not None:
         sampler.rng.bit_generator.state = streams["numpy_sampler"]
     name, keys, *rest = streams["numpy_global"]
@@ -270,7 +270,7 @@ def save_checkpoint(agent: VPG, keep: int | None = None) -> Path | None:
         "target_epochs": None if last_epoch is None else int(last_epoch) + 1,
         "backend": keras.backend.backend(),
         "num_procs": mpi.num_procs(),
-        "seed": int(agent.config["seed"]),
+        "seed": int(agent.config.seed),
         "written": time.strftime("%Y-%m-%d %H:%M:%S"),
         "variables": names,
         "random_streams": streams,

@@ -215,7 +215,7 @@ def mpirun_command(
     ``--allow-run-as-root`` as root; ``--oversubscribe`` so that more ranks than
     cores may run; each rank bound to a core of its own when they fit (Open MPI
     stops binding once oversubscription is allowed, and an unbound JAX rank sizes
-    XLA's threads to the whole machine: 115 -> 92 ms per HalfCheetah-v5 update
+    XLA's threads to the whole machine (figures: benchmarks/README.md)
     with 2 ranks on 2 cores), else no binding.
 
     With a ``hostfile`` the ranks are placed on its machines (up to each line's

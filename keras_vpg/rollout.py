@@ -1,18 +1,17 @@
-"""Vectorized experience collection: one compiled batched policy call per env step."""
+"""Vectorized experience collection: one batched sampler call per env step, in chunks."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 
-from keras_vpg.buffer import VPGBuffer
+from keras_vpg.buffer import Transitions, VPGBuffer
+from keras_vpg.config import VECTOR_MODES
 from keras_vpg.env_checks import CheckEnvData
-
-VECTOR_MODES = ("sync", "async")
 
 
 def make_vector_env(
@@ -47,24 +46,27 @@ def make_vector_env(
 
 @dataclass
 class EpochRollout:
-    """What one epoch of collection observed on this rank."""
+    """What one epoch of collection gave on this rank: its transitions and episode statistics."""
 
+    transitions: Transitions | None = None
     episode_returns: list[float] = field(default_factory=list)
     episode_lengths: list[int] = field(default_factory=list)
     env_steps: int = 0
 
 
 class RolloutCollector:
-    """Steps a vector env with a batched policy and fills a :class:`VPGBuffer`.
+    """Steps a vector env with a sampler and fills a :class:`VPGBuffer`.
 
     Each step stores observations, actions, rewards and log-probs and records
-    where paths end; the values (of the stored observations and of the true
-    final observations that bootstrap truncated paths) are computed afterwards
-    in one batched call by :meth:`VPGBuffer.compute_advantages`. The value
-    function is the same during the whole collection, so this gives the values
-    a per-step call would, and it leaves the value network free to be trained
-    meanwhile. Episodes run on across epochs; at the epoch's end each
-    unfinished path is cut and bootstrapped with V of the current observation.
+    where paths end; values are not needed to collect (the agent computes them
+    afterwards for the whole batch, in one call). Episodes run on across
+    epochs; at the epoch's end each unfinished path is cut, to be bootstrapped
+    with V of the current observation.
+
+    Collection runs in chunks (:meth:`chunks`): between two chunks nothing of
+    the collection is in progress, so the caller may do other work there (the
+    agent finishes the previous epoch's update) and may stop: the rows stay and
+    the next :meth:`chunks` goes on from them.
 
     With a ``SyncVectorEnv`` (``SAME_STEP`` autoreset, as :func:`make_vector_env`
     makes), the collector steps the sub-environments itself: the same calls in
@@ -78,16 +80,16 @@ class RolloutCollector:
     ----------
     envs : gymnasium.vector.VectorEnv
         Made by :func:`make_vector_env` (``SAME_STEP`` autoreset).
-    trainer : keras_vpg.trainers.Trainer
-        Its ``sample(obs (N, *O))`` gives numpy ``(action, logp (N,))``.
+    sampler : keras_vpg.sampling.PolicySampler
+        ``begin()``, ``sample(obs (N, *O)) -> (action, logp (N,))`` (numpy), ``end()``.
     buffer : VPGBuffer
     seed : int
         Seeds the envs' first reset and the action space.
     """
 
-    def __init__(self, envs, trainer, buffer: VPGBuffer, seed: int):
+    def __init__(self, envs, sampler, buffer: VPGBuffer, seed: int):
         self.envs = envs
-        self.trainer = trainer
+        self.sampler = sampler
         self.buffer = buffer
         self.to_env_action = _env_action_fn(envs.single_action_space)
         envs.action_space.seed(seed)
@@ -105,49 +107,55 @@ class RolloutCollector:
     def restart_episodes(self, seed: int) -> None:
         """Abandon the episodes in progress: reset every env with ``seed`` (a resume does this).
 
-        Call between epochs (the buffer empty): the next :meth:`collect` starts
+        Call between epochs (the buffer empty): the next :meth:`chunks` starts
         fresh episodes, as deterministic as the envs' ``reset(seed=...)``.
         """
         if self.buffer.ptr:
             raise RuntimeError("restart_episodes needs an empty buffer (call it between epochs)")
         self.obs, _ = self.envs.reset(seed=int(seed))
         self.ep_ret[:] = 0.0
-        self._ep_start[:] = self._rows_before + self._stats.env_steps // self.envs.num_envs
+        self._ep_start[:] = self._rows_before
 
-    def collect(
-        self, between_chunks: Callable[[int], bool] | None = None, every: int = 0
-    ) -> EpochRollout | None:
-        """Fill the buffer with one epoch (continuing a partly filled one).
+    def chunks(self, rows_per_chunk: int = 0) -> Iterator[int]:
+        """Collect the rest of the epoch, ``rows_per_chunk`` rows at a time (0: all at once).
 
-        ``between_chunks(steps)`` is called every ``every`` rows with the env
-        steps collected so far this epoch; if it returns True, collection stops
-        there and ``None`` is returned (the rows stay: the next call goes on
-        from them). Returns the epoch's statistics once the buffer is full,
-        with every path end recorded (values not yet computed).
+        Yields, after each chunk, the env steps collected so far this epoch (on
+        this rank). Nothing if the buffer is already full.
         """
-        buffer = self.buffer
-        if buffer.ptr == 0 and self._stats.env_steps:  # the previous epoch was used
-            self._rows_before += self._stats.env_steps // self.envs.num_envs
-            self._stats = EpochRollout()
-        rows = buffer.max_size
-        every = every if between_chunks is not None and every > 0 else rows
+        buffer, rows = self.buffer, self.buffer.max_size
+        every = rows_per_chunk if rows_per_chunk > 0 else rows
         while buffer.ptr < rows:
-            self.trainer.begin_collection()
+            self.sampler.begin()
             try:
                 self._collect_rows(min(buffer.ptr + every, rows))
             finally:
-                self.trainer.end_collection()
-            # Outside the collection: a callback here sees (and may change) the model.
-            if between_chunks is not None and between_chunks(buffer.ptr * self.envs.num_envs):
-                return None
-        buffer.end_open_paths(np.asarray(self.obs))  # epoch cut-off: bootstrap with V(obs)
-        self._stats.env_steps = rows * self.envs.num_envs
-        return self._stats
+                self.sampler.end()
+            yield buffer.ptr * self.envs.num_envs
+
+    def finish_epoch(self) -> EpochRollout:
+        """End the (fully collected) epoch: cut open paths, return its rollout, empty the buffer.
+
+        Open paths are ended here (the epoch cut-off), to be bootstrapped with V
+        of the current observations.
+        """
+        buffer = self.buffer
+        buffer.end_open_paths(np.asarray(self.obs))
+        rollout, self._stats = self._stats, EpochRollout()
+        rollout.env_steps = buffer.max_size * self.envs.num_envs
+        rollout.transitions = buffer.get()
+        self._rows_before += buffer.max_size
+        return rollout
+
+    def collect(self) -> EpochRollout:
+        """One whole epoch at once: :meth:`chunks`, then :meth:`finish_epoch`."""
+        for _ in self.chunks():
+            pass
+        return self.finish_epoch()
 
     def _collect_rows(self, end: int) -> None:
         buffer, stats = self.buffer, self._stats
         step = self._step_direct if self._direct else self._step_vector
-        sample, to_env_action, store = self.trainer.sample, self.to_env_action, buffer.store
+        sample, to_env_action, store = self.sampler.sample, self.to_env_action, buffer.store
         ep_ret = self.ep_ret
         obs = self.obs
         for _ in range(buffer.ptr, end):

@@ -236,21 +236,21 @@ def test_overlapped_value_steps_give_the_sequential_results(tmp_path):
 
 def value_steps_done_before_collecting(agent):
     """Epoch k ends at the first chunk of epoch k + 1's collection."""
-    start = agent._value_steps
+    start = agent._start_value_steps
 
     def finished_first(batch):
         future = start(batch)
         future.result()
         return future
 
-    agent._value_steps = finished_first
+    agent._start_value_steps = finished_first
 
 
 def value_steps_done_after_collecting(agent):
     """Epoch k's value steps finish only once epoch k + 1's collection has returned."""
     collected = threading.Event()
-    start, update_value, collect = agent._value_steps, agent.trainer.update_value, \
-        agent.collector.collect
+    start, update_value, chunks = agent._start_value_steps, agent.trainer.update_value, \
+        agent.collector.chunks
 
     def start_blocked(batch):
         collected.clear()
@@ -262,13 +262,12 @@ def value_steps_done_after_collecting(agent):
         return update_value(batch)
 
     def collect_then_release(*args):
-        rollout = collect(*args)
+        yield from chunks(*args)
         collected.set()
-        return rollout
 
-    agent._value_steps = start_blocked
+    agent._start_value_steps = start_blocked
     agent.trainer.update_value = update_after_collection
-    agent.collector.collect = collect_then_release
+    agent.collector.chunks = collect_then_release
 
 
 @pytest.mark.parametrize("when, rows_kept", [
@@ -369,7 +368,7 @@ def test_an_exception_during_collection_finishes_the_running_value_steps(tmp_pat
     agent.trainer.update_value = update_value_after_the_failure
     with pytest.raises(RuntimeError, match="env broke"):
         agent.fit(epochs=3, verbose=0)
-    assert agent.epoch == 1 and agent._updating is None
+    assert agent.epoch == 1 and agent._running is None
     _, rows = read_progress(tmp_path / "run" / "progress.txt")
     assert [r["Epoch"] for r in rows] == ["0"]
     agent.close()

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 from conftest import ScriptedEnv
 
-from keras_vpg.buffer import VPGBuffer, discount_cumsum
+from keras_vpg.buffer import VPGBuffer, discount_cumsum, gae_lambda
 from keras_vpg.rollout import RolloutCollector, make_vector_env
-from keras_vpg.trainers import Trainer
 
 GAMMA, LAM = 0.9, 0.8
 
@@ -35,35 +34,29 @@ def test_discount_cumsum_matches_definition():
 def test_gae_terminated_truncated_and_cutoff_paths_over_three_envs():
     rng = np.random.default_rng(0)
     steps, num_envs = 7, 3
-    buf = VPGBuffer((2,), (), np.int32, steps, num_envs, GAMMA, LAM)
     rews = rng.normal(size=(steps, num_envs)).astype(np.float32)
     vals = rng.normal(size=(steps, num_envs)).astype(np.float32)
     # env 0: terminates after step 2 (bootstrap 0), then cut-off at the epoch end (V=0.5)
     # env 1: truncated after step 4 (bootstrap V(final)=1.7), then cut-off (V=-0.3)
     # env 2: one path cut off at the epoch end (V=2.0)
-    ends = {(2, 0): 0.0, (4, 1): 1.7}
-    for t in range(steps):
-        buf.store(np.zeros((num_envs, 2)), np.zeros(num_envs), rews[t], np.zeros(num_envs), vals[t])
-        for (end_t, env), last_val in ends.items():
-            if t == end_t:
-                buf.finish_path(env, last_val)
-    cutoff = {0: 0.5, 1: -0.3, 2: 2.0}
-    for env, last_val in cutoff.items():
-        buf.finish_path(env, last_val)
+    ends = [(0, 3, 0.0), (1, 5, 1.7), (0, 7, 0.5), (1, 7, -0.3), (2, 7, 2.0)]
+    rews_before, vals_before = rews.copy(), vals.copy()
+    adv_all, ret_all = gae_lambda(rews, vals, ends, GAMMA, LAM)
+    assert adv_all.shape == ret_all.shape == (steps, num_envs) and adv_all.dtype == np.float32
 
     paths = [(0, 0, 3, 0.0), (0, 3, 7, 0.5), (1, 0, 5, 1.7), (1, 5, 7, -0.3), (2, 0, 7, 2.0)]
     for env, start, end, last_val in paths:
         adv, ret = reference_path(rews[start:end, env], vals[start:end, env], last_val)
-        np.testing.assert_allclose(buf.adv[start:end, env], adv, rtol=1e-5, atol=1e-5)
-        np.testing.assert_allclose(buf.ret[start:end, env], ret, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(adv_all[start:end, env], adv, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(ret_all[start:end, env], ret, rtol=1e-5, atol=1e-5)
+    # A pure function: the inputs are left as they were.
+    np.testing.assert_array_equal(rews, rews_before)
+    np.testing.assert_array_equal(vals, vals_before)
 
-    raw_adv = buf.adv.copy()
-    data = buf.get()
-    assert data["obs"].shape == (steps * num_envs, 2)
-    np.testing.assert_allclose(data["adv"].mean(), 0.0, atol=1e-5)
-    np.testing.assert_allclose(data["adv"].std(), 1.0, atol=1e-4)
-    normalized = (raw_adv - raw_adv.mean()) / raw_adv.std()
-    np.testing.assert_allclose(data["adv"], normalized.reshape(-1), rtol=1e-4, atol=1e-4)
+
+def test_gae_needs_every_column_cut_at_the_last_row():
+    with pytest.raises(ValueError, match="env 1"):
+        gae_lambda(np.zeros((3, 2)), np.zeros((3, 2)), [(0, 3, 0.0), (1, 2, 0.0)], 0.9, 0.8)
 
 
 def test_buffer_rejects_misuse():
@@ -74,8 +67,11 @@ def test_buffer_rejects_misuse():
         buf.store(np.zeros((1, 1)), np.zeros(1), np.ones(1), np.zeros(1))
     with pytest.raises(RuntimeError, match="full"):
         buf.store(np.zeros((1, 1)), np.zeros(1), np.ones(1), np.zeros(1))
-    with pytest.raises(RuntimeError, match="finish_path"):
+    with pytest.raises(RuntimeError, match="end_open_paths"):
         buf.get()
+    buf.end_open_paths(np.ones((1, 1)))
+    data = buf.get()
+    assert buf.ptr == 0 and [(env, end) for env, end, _ in data.path_ends] == [(0, 2)]
 
 
 def value_fn(obs):
@@ -87,29 +83,38 @@ def scripted_collector(num_envs, steps_per_env, terminate_at, max_ep_len):
     """A RolloutCollector on ScriptedEnv with a fixed policy (action 0)."""
     envs = make_vector_env(lambda: ScriptedEnv(terminate_at), num_envs, max_ep_len)
 
-    class ScriptedTrainer(Trainer):
-        def __init__(self):  # no model: a fixed policy
+    class ScriptedSampler:  # no model: a fixed policy
+        def begin(self):
             pass
 
-        def begin_collection(self):
-            pass
-
-        def end_collection(self):
+        def end(self):
             pass
 
         def sample(self, obs):
             return np.zeros(len(obs), np.int32), np.zeros(len(obs), np.float32)
 
-    buf = VPGBuffer((2,), (), np.int32, steps_per_env, num_envs, GAMMA, LAM)
-    return RolloutCollector(envs, ScriptedTrainer(), buf, seed=0), buf
+    buf = VPGBuffer((2,), (), np.int32, steps_per_env, num_envs)
+    return RolloutCollector(envs, ScriptedSampler(), buf, seed=0), buf
+
+
+class Computed:
+    """An epoch's transitions with values (V = :func:`value_fn`), advantages and returns."""
+
+    def __init__(self, rollout):
+        data = rollout.transitions
+        steps, num_envs = data.rew.shape
+        self.obs, self.rew = data.obs, data.rew
+        self.val = value_fn(data.obs.reshape(steps * num_envs, -1)).reshape(steps, num_envs)
+        finals = data.bootstrap_obs()
+        last = [] if finals is None else value_fn(finals).tolist()
+        self.adv, self.ret = gae_lambda(self.rew, self.val, data.ends_with(last), GAMMA, LAM)
 
 
 def collect_scripted(num_envs, steps_per_env, terminate_at, max_ep_len):
     """Collect one epoch and compute its values (V = :func:`value_fn`) and advantages."""
-    collector, buf = scripted_collector(num_envs, steps_per_env, terminate_at, max_ep_len)
-    stats = collector.collect()
-    buf.compute_advantages(value_fn)
-    return buf, stats
+    collector, _ = scripted_collector(num_envs, steps_per_env, terminate_at, max_ep_len)
+    rollout = collector.collect()
+    return Computed(rollout), rollout
 
 
 @pytest.mark.parametrize("num_envs", [1, 4])
@@ -153,25 +158,27 @@ def test_one_and_four_envs_give_the_same_per_env_semantics():
 
 
 def test_collection_stopped_between_chunks_resumes_where_it_stopped():
-    # Stopping after the first chunk and collecting again gives the same buffer and
-    # statistics as one uninterrupted collection.
-    whole, whole_buf = scripted_collector(2, 9, terminate_at=4, max_ep_len=None)
+    # Stopping after the first chunk and collecting again gives the same transitions
+    # and statistics as one uninterrupted collection.
+    whole, _ = scripted_collector(2, 9, terminate_at=4, max_ep_len=None)
     whole_stats = whole.collect()
     parts, parts_buf = scripted_collector(2, 9, terminate_at=4, max_ep_len=None)
     seen = []
-    assert parts.collect(lambda steps: seen.append(steps) or True, every=3) is None
+    for steps in parts.chunks(3):
+        seen.append(steps)
+        break  # a stop between chunks
     assert seen == [6] and parts_buf.ptr == 3
-    parts_stats = parts.collect(lambda steps: seen.append(steps) or False, every=3)
+    seen += list(parts.chunks(3))
     assert seen == [6, 12, 18]
+    assert list(parts.chunks(3)) == []  # full: nothing more until the epoch is finished
+    parts_stats = parts.finish_epoch()
     assert parts_stats.episode_returns == whole_stats.episode_returns
     assert parts_stats.episode_lengths == whole_stats.episode_lengths == [4] * 4
     assert parts_stats.env_steps == whole_stats.env_steps == 18
-    for buf in (whole_buf, parts_buf):
-        buf.compute_advantages(value_fn)
-    np.testing.assert_array_equal(parts_buf.obs, whole_buf.obs)
-    np.testing.assert_allclose(parts_buf.adv, whole_buf.adv)
-    np.testing.assert_allclose(parts_buf.ret, whole_buf.ret)
-    # A full buffer is returned as it is until get() frees it; then lengths run on.
-    assert parts.collect() is parts_stats
-    parts_buf.get()
+    whole_data, parts_data = Computed(whole_stats), Computed(parts_stats)
+    np.testing.assert_array_equal(parts_data.obs, whole_data.obs)
+    np.testing.assert_allclose(parts_data.adv, whole_data.adv)
+    np.testing.assert_allclose(parts_data.ret, whole_data.ret)
+    # The buffer is empty again, and episode lengths run on across epochs.
+    assert parts_buf.ptr == 0
     assert parts.collect().episode_lengths == [4] * 4

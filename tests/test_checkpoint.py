@@ -184,14 +184,13 @@ def test_nan_in_the_gradient_stops_training_and_keeps_the_last_checkpoint(tmp_pa
     run = tmp_path / "run"
     agent = make_agent(run, save_freq=1)
     agent.fit(epochs=2, verbose=0)
-    get = agent.buffer.get
+    update_policy = agent.trainer.update_policy
 
-    def poisoned_get():  # a NaN advantage: NaN policy loss and gradient
-        batch = get()
+    def poisoned_update_policy(batch):  # a NaN advantage: NaN policy loss and gradient
         batch["adv"][0] = np.nan
-        return batch
+        return update_policy(batch)
 
-    agent.buffer.get = poisoned_get
+    agent.trainer.update_policy = poisoned_update_policy
     with pytest.raises(NonFiniteError, match=r"epoch 2: LossPi = nan.*ckpt_2"):
         agent.fit(epochs=2, verbose=0)
     assert checkpoint.non_finite_variables(agent.ac)  # the weights did go NaN
@@ -272,14 +271,14 @@ def test_checkpoints_hold_the_random_streams_of_their_epochs_start(overlap, tmp_
     run = tmp_path / "run"
     agent = make_agent(run, save_freq=1, overlap_update=overlap)
     at_start = {}
-    collect = agent.collector.collect
+    chunks = agent.collector.chunks
 
-    def recording_collect(*args, **kwargs):
+    def recording_chunks(*args, **kwargs):  # called before the epoch's first action
         if agent.buffer.ptr == 0:
             at_start[len(at_start)] = checkpoint.random_streams(agent)
-        return collect(*args, **kwargs)
+        return chunks(*args, **kwargs)
 
-    agent.collector.collect = recording_collect
+    agent.collector.chunks = recording_chunks
     agent.fit(epochs=3, verbose=0)
     assert agent.overlap_update == overlap and sorted(at_start) == [0, 1, 2]
     for epoch in (1, 2):

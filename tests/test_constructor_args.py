@@ -52,6 +52,9 @@ INVALID = [
     (dict(overlap_update="yes"), TypeError, r"overlap_update must be True, False or None"),
     (dict(keep_checkpoints=0), ValueError, r"keep_checkpoints must be >= 1, got 0"),
     (dict(keep_checkpoints=None), TypeError, r"keep_checkpoints must be an integer"),
+    (dict(fast_paths="on"), TypeError, r"fast_paths must be True, False or None, got 'on'"),
+    (dict(fast_paths=1), TypeError, r"fast_paths must be True, False or None, got 1"),
+    (dict(tune_threads=None), TypeError, r"tune_threads must be True or False, got None"),
 ]
 
 

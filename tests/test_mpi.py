@@ -98,7 +98,8 @@ def test_ranks_launched_by_keras_vpg_get_a_core_each_and_their_share_of_threads(
     from keras_vpg.mpi import usable_cores
 
     code = ("import json, os, keras_vpg\n"
-            "from keras_vpg.trainers.base import APPLIED_SETTINGS\n"
+            "from keras_vpg.trainers import configure_threads\n"
+            "APPLIED_SETTINGS = configure_threads()  # as building the first VPG does\n"
             "print('RANK', json.dumps([sorted(os.sched_getaffinity(0)), APPLIED_SETTINGS]))")
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "KERAS_VPG_THREADS")}
     env.update(KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")

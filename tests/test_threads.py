@@ -1,8 +1,5 @@
-"""Thread and dispatch defaults applied when keras-vpg's trainers load (KERAS_VPG_THREADS).
-
-`import keras_vpg` alone changes nothing; the trainers load on the first use of
-`keras_vpg.VPG` (importing keras_vpg.trainers here does the same).
-"""
+"""Thread and dispatch defaults: applied when a VPG is built (or by configure_threads), never
+at import -- of keras_vpg or of keras_vpg.trainers (KERAS_VPG_THREADS, VPG(tune_threads=...))."""
 
 from __future__ import annotations
 
@@ -24,13 +21,21 @@ TF_INTRA_OP = ("import tensorflow as tf\n"
                "print(json.dumps(tf.config.threading.get_intra_op_parallelism_threads()))")
 
 
+CONFIGURE = ("import keras_vpg\n"
+             "from keras_vpg.trainers import configure_threads\nconfigure_threads()\n")
+
+
 def probe(backend: str, import_keras_vpg: bool, code: str | None = None, **env_vars: str):
-    """The backend's setting in a fresh interpreter, with or without importing keras_vpg."""
+    """The backend's setting in a fresh interpreter, with or without keras_vpg's defaults.
+
+    ``import_keras_vpg``: import keras_vpg and apply them with ``configure_threads()``,
+    as building the first VPG does.
+    """
     env = {k: v for k, v in os.environ.items()
            if k not in ("OMP_NUM_THREADS", "KERAS_VPG_THREADS", "JAX_CPU_ENABLE_ASYNC_DISPATCH",
                         "XLA_FLAGS", "OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS")}
     env.update(KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", **env_vars)
-    code = ("import json\n" + ("import keras_vpg.trainers\n" if import_keras_vpg else "")
+    code = ("import json\n" + (CONFIGURE if import_keras_vpg else "")
             + (code or PROBE[backend]))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                           timeout=300)
@@ -79,7 +84,45 @@ def test_ranks_sharing_a_machine_split_its_cores(launcher_variable):
 @pytest.mark.parametrize("value", ["two", "-1"])
 def test_a_bad_thread_count_names_the_variable(value):
     env = dict(os.environ, KERAS_BACKEND="torch", KERAS_VPG_THREADS=value)
-    done = subprocess.run([sys.executable, "-c", "import keras_vpg.trainers"], capture_output=True,
+    done = subprocess.run([sys.executable, "-c", CONFIGURE], capture_output=True,
                           text=True, env=env, timeout=300)
     assert done.returncode != 0
     assert "KERAS_VPG_THREADS" in done.stderr
+
+
+SNAPSHOT = """
+import json, os, sys
+def snapshot():
+    out = {"env": dict(os.environ)}
+    if "torch" in sys.modules:
+        import torch
+        out["torch_threads"] = [torch.get_num_threads(), torch.get_num_interop_threads()]
+    if "jax" in sys.modules:
+        import jax
+        out["jax_async"] = bool(jax.config.read("jax_cpu_enable_async_dispatch"))
+    return out
+"""
+
+
+@pytest.mark.parametrize("backend", ["jax", "tensorflow", "torch"])
+def test_importing_keras_vpg_changes_nothing_in_the_process(backend):
+    # The backend itself is imported first, so its settings can be read before and after.
+    # TF_CPP_MIN_LOG_LEVEL is preset: keras_vpg/__init__ sets it only when absent.
+    framework = {"jax": "jax", "tensorflow": "tensorflow", "torch": "torch"}[backend]
+    code = (SNAPSHOT + f"import keras, {framework}\nbefore = snapshot()\n"
+            "import keras_vpg, keras_vpg.agent, keras_vpg.trainers, keras_vpg.config\n"
+            f"import keras_vpg.trainers.{framework}\n"
+            "after = snapshot()\n"
+            "print(json.dumps([before, after]))")
+    before, after = probe(backend, False, code)
+    assert after == before
+
+
+def test_building_a_vpg_applies_the_defaults_unless_told_not_to(tmp_path):
+    build = ("import gymnasium as gym, torch, keras_vpg\n"
+             "keras_vpg.VPG(lambda: gym.make('CartPole-v1'), steps_per_epoch=8, "
+             "logger_kwargs=dict(output_dir={out!r}), tune_threads={tune})\n"
+             "print(json.dumps(torch.get_num_threads()))")
+    plain = probe("torch", False)
+    assert probe("torch", False, build.format(out=str(tmp_path / "a"), tune=True)) == 1
+    assert probe("torch", False, build.format(out=str(tmp_path / "b"), tune=False)) == plain

@@ -1,4 +1,12 @@
-"""Backend trainers: one module per Keras backend, behind :class:`Trainer`."""
+"""Backend trainers: one module per Keras backend, behind :class:`Trainer`.
+
+Importing this package changes nothing in the process. The thread and dispatch
+defaults of the active backend are applied by :func:`configure_threads`, which
+:class:`keras_vpg.VPG` calls when the first agent of the process is built
+(``VPG(tune_threads=False)`` or ``KERAS_VPG_THREADS=0`` turn it off). A program
+that wants them to act from its very start (e.g. TensorFlow's ``XLA_FLAGS``, read
+at its first XLA compilation) calls it itself, right after importing keras_vpg.
+"""
 
 from __future__ import annotations
 
@@ -17,31 +25,54 @@ from keras_vpg.trainers.base import (
 
 _MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 
+#: Whether :func:`configure_threads` has run in this process (it acts once).
+_configured = False
 
-def _configure_threads() -> None:
-    """Apply the active backend's thread/dispatch defaults (``KERAS_VPG_THREADS=0``: none).
+__all__ = ["UPDATE_METRICS", "Allreduce", "Trainer", "configure_threads", "get_trainer"]
 
-    Runs at import, before the backend has computed anything (some settings are
-    fixed from then on). See each backend module's ``configure_threads``. Under
-    ``mpirun`` with several ranks on this machine, and no ``KERAS_VPG_THREADS``,
-    each rank takes its share of the cores (TensorFlow's thread pools otherwise
-    size themselves to the whole machine on every rank: 136 -> 81 ms per
-    HalfCheetah-v5 update with 2 ranks on 2 cores).
+
+def configure_threads() -> dict[str, str]:
+    """Apply the active backend's thread/dispatch defaults, once per process.
+
+    - torch: one intra-op thread while collecting, all usable cores in the
+      update, one inter-op thread (unless ``OMP_NUM_THREADS`` is set);
+    - TensorFlow: ``--xla_cpu_multi_thread_eigen=false`` in ``XLA_FLAGS`` (unless
+      that flag is there), and thread-pool sizes when a count is chosen;
+    - JAX: synchronous CPU dispatch (unless ``JAX_CPU_ENABLE_ASYNC_DISPATCH`` is set).
+
+    See each backend module's ``configure_threads`` for the reasons. Some settings
+    only act before the backend's first computation, so call this early (the CLI
+    does; :class:`keras_vpg.VPG` does when it is built). ``KERAS_VPG_THREADS=N``
+    chooses the thread count, ``KERAS_VPG_THREADS=0`` leaves every default alone.
+    Under ``mpirun`` with several ranks on this machine, and no
+    ``KERAS_VPG_THREADS``, each rank takes its share of the cores (TensorFlow's
+    pools otherwise size themselves to the whole machine on every rank).
+
+    Returns
+    -------
+    dict
+        The settings applied (also in ``keras_vpg.trainers.base.APPLIED_SETTINGS``);
+        later calls apply nothing more and return the same.
+
+    Raises
+    ------
+    ValueError
+        If ``KERAS_VPG_THREADS`` is not a non-negative integer.
     """
-    threads = requested_threads()
+    global _configured
+    threads = requested_threads()  # checked at every call: a bad value is always reported
+    if _configured:
+        return dict(APPLIED_SETTINGS)
+    _configured = True
     ranks_here = local_ranks()
     if threads is None and ranks_here > 1:
         threads = max(1, usable_cores() // ranks_here)
     backend = keras.backend.backend()
     if threads == 0 or backend not in _MODULES:
-        return
+        return dict(APPLIED_SETTINGS)
     module = importlib.import_module(f"keras_vpg.trainers.{_MODULES[backend]}")
     APPLIED_SETTINGS.update(module.configure_threads(threads))
-
-
-_configure_threads()
-
-__all__ = ["UPDATE_METRICS", "Allreduce", "Trainer", "get_trainer"]
+    return dict(APPLIED_SETTINGS)
 
 
 def get_trainer(ac, pi_optimizer, vf_optimizer, train_v_iters, allreduce=None) -> Trainer:

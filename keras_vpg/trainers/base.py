@@ -17,7 +17,6 @@ from keras import ops
 
 from keras_vpg.actor_critic import ActorCritic
 from keras_vpg.mpi import usable_cores
-from keras_vpg.trainers.numpy_policy import NumpyPolicySampler
 
 #: Maps a flat float32 gradient vector to its average over MPI ranks.
 Allreduce = Callable[[np.ndarray], np.ndarray]
@@ -66,7 +65,8 @@ def update_shards(allreduce) -> int:
 
     Two when this process may use two or more cores, one under MPI (each rank
     has its core) or on one core. Measured on a 2-core machine, the 80 value
-    steps on a 4000-row batch: ~20 % faster with two blocks, slower with four.
+    steps on a 4000-row batch are faster with two blocks, slower with four
+    (figures: benchmarks/README.md).
     """
     if allreduce is not None:
         return 1
@@ -131,28 +131,22 @@ class Trainer:
         self.v_variables = ac.v_variables
         pi_optimizer.build(self.pi_variables)
         vf_optimizer.build(self.v_variables)
-        # Plain-MLP policies sample in numpy during a collection (see numpy_policy).
-        self._numpy_sampler = NumpyPolicySampler.for_model(ac)
 
     #: Whether the value steps run well in a background thread while the next
     #: epoch is collected (measured per backend; see the backend modules).
     overlaps_collection = False
 
+    def overlaps_with(self, sampler_path: str) -> bool:
+        """Whether the value steps overlap well with a collection on ``sampler_path``."""
+        return self.overlaps_collection
+
     def sample(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Sample actions for a batch of observations ``(B, *O)``.
+        """Sample actions for a batch of observations ``(B, *O)`` with the backend's call.
 
-        Returns numpy ``(action (B, ...), logp (B,))``. Inside a collection a
-        plain-MLP policy is sampled in numpy (a framework's fixed cost per call
-        would dominate at a few observations per call); otherwise through
-        :meth:`compiled_sample`.
+        Returns numpy ``(action (B, ...), logp (B,))``. Collection goes through
+        :class:`keras_vpg.sampling.PolicySampler`, which uses this path unless the
+        numpy MLP path applies.
         """
-        sampler = self._numpy_sampler
-        if sampler is not None and sampler.cache is not None:
-            return sampler.sample(obs)
-        return self.compiled_sample(obs)
-
-    def compiled_sample(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`sample` through the backend's compiled (or eager) call."""
         raise NotImplementedError
 
     def value(self, obs: np.ndarray) -> np.ndarray:
@@ -197,14 +191,10 @@ class Trainer:
         return {k: metrics[k] for k in UPDATE_METRICS}
 
     def begin_collection(self) -> None:
-        """Called before a run of :meth:`sample` calls (reads the policy's weights)."""
-        if self._numpy_sampler is not None:
-            self._numpy_sampler.begin()
+        """Called before a run of :meth:`sample` calls (may cache the policy's weights)."""
 
     def end_collection(self) -> None:
         """Called after it: drop cached weights, write cached state back."""
-        if self._numpy_sampler is not None:
-            self._numpy_sampler.end()
 
 
 #: Environment variable: threads of the backend's math (0 leaves the backend's defaults).

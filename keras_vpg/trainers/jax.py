@@ -1,25 +1,21 @@
 """JAX trainer: ``jit`` over stateless calls; the value loop is a ``lax.fori_loop``.
 
-Inside a collection plain-MLP policies are sampled in numpy
-(:class:`~keras_vpg.trainers.base.Trainer`: ~15 us per call). Other models use
-the jitted sampling call, whose speed (a (64, 64) MLP at batch 1-8 on a 2-core
-CPU) is set by XLA's CPU runtime, not by the arithmetic:
+Plain-MLP policies are sampled in numpy during collection
+(:mod:`keras_vpg.sampling`). Other models use the jitted sampling call, whose
+speed at batch 1-8 on CPU is set by XLA's CPU runtime rather than the arithmetic:
 
 - ``jax_cpu_enable_async_dispatch`` off (set by :func:`configure_threads`
-  when keras_vpg is imported, before JAX starts) runs each call on the calling thread
-  instead of handing it to a worker and waiting: ~105 -> ~60 us per call.
+  when the first VPG is built, before JAX starts) runs each call on the
+  calling thread instead of handing it to a worker and waiting;
 - XLA's memory-optimized scheduler (a per-function compiler option) orders the
   pi net, v net and sampling as one chain, which XLA's thunk executor then runs
-  inline instead of spreading independent branches over its thread pool:
-  ~60 -> ~25 us per call.
-- One packed ``uint32`` output (seed state, action, log-prob bit-cast and
-  concatenated): one host transfer instead of three (returning the seed as a
-  separate output also defeated the inline execution above).
+  inline instead of spreading independent branches over its thread pool;
+- one packed ``uint32`` output (seed state, action, log-prob bit-cast and
+  concatenated): one host transfer instead of three.
 
 The value steps release the GIL while XLA runs them, so they overlap well with
-the next epoch's collection (:attr:`BackendTrainer.overlaps_collection`):
-HalfCheetah-v5, 1 env, 494 -> 414 ms per epoch; 8 envs 320 -> 250 ms (with
-jitted sampling).
+the next epoch's collection (:attr:`BackendTrainer.overlaps_collection`).
+Measurements: ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
@@ -32,6 +28,7 @@ import numpy as np
 from jax.experimental import io_callback
 from keras import StatelessScope
 
+from keras_vpg.trainers import compat
 from keras_vpg.trainers.base import (
     Trainer,
     flat_concat,
@@ -53,20 +50,18 @@ def configure_threads(threads: int | None) -> dict[str, str]:
     """Synchronous CPU dispatch (``jax_cpu_enable_async_dispatch=False``).
 
     Each call then runs on the calling thread instead of being handed to a
-    worker and waited for (~45 us less per env step). Skipped when
+    worker and waited for. Skipped when
     ``JAX_CPU_ENABLE_ASYNC_DISPATCH`` is set, or when the CPU client already
     exists (the flag is read when it is made). XLA's own threads follow the CPU
     affinity (``taskset``); ``threads`` is not used.
     """
     if "JAX_CPU_ENABLE_ASYNC_DISPATCH" in os.environ:
         return {}
+    if compat.jax_cpu_client_started():
+        return {}
     try:
-        from jax._src import xla_bridge  # private: is the CPU client made yet?
-
-        if getattr(xla_bridge, "_backends", None):
-            return {}
         jax.config.update("jax_cpu_enable_async_dispatch", False)
-    except (ImportError, AttributeError, ValueError):  # pragma: no cover - other JAX versions
+    except (AttributeError, ValueError):  # pragma: no cover - a JAX without the flag
         return {}
     return {"jax_cpu_enable_async_dispatch": "False"}
 
@@ -148,17 +143,14 @@ class BackendTrainer(Trainer):
         return tuple(probe.shape[1:]), np.dtype(probe.dtype)
 
     def begin_collection(self):
-        super().begin_collection()
-        if self._numpy_sampler is None:
-            self._collection_values = [v.value for v in self.variables]
+        self._collection_values = [v.value for v in self.variables]
 
     def end_collection(self):
-        super().end_collection()
         if self._collection_values is not None:
             self.seed_state.assign(self._collection_values[self._seed_index])
         self._collection_values = None
 
-    def compiled_sample(self, obs):
+    def sample(self, obs):
         values = self._collection_values
         inside = values is not None
         if not inside:  # outside a collection: read the variables, write the seed back

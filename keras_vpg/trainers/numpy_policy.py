@@ -1,10 +1,10 @@
-"""Sampling from a plain-MLP policy in numpy, on weights read once per collection.
+"""Sampling from a plain-MLP policy in numpy, on weights read once per collection chunk.
 
 At one observation per call, a framework's fixed cost per call is most of a
-small policy's time: ~75 us per TensorFlow call (its fastest entry point, XLA)
-against ~12-17 us for the same (64, 64) MLP and sampling in numpy. Only models
-made of Flatten and Dense layers with a known activation qualify
-(:func:`mlp_layers`); anything else keeps its backend's compiled call.
+small policy's time (figures in ``benchmarks/README.md``). Only models made of
+Flatten and Dense layers with a known activation qualify (:func:`mlp_layers`),
+and only when the numpy forward pass matches the model on numbers; anything
+else keeps its backend's compiled call.
 """
 
 from __future__ import annotations

@@ -1,26 +1,17 @@
 """TensorFlow trainer: ``tf.function`` + ``GradientTape``, value loop inside the graph.
 
-Per env step the cost is the call, not the arithmetic (HalfCheetah-v5, (64, 64)
-MLP, batch 1, this 2-core machine):
-
-- XLA (``jit_compile=True``) for the policy step, the value call and the
-  single-process update: ~20 % faster than plain graphs.
-- ``tf.function.__call__`` spends ~120 us in Python matching the arguments to
-  the input signature, and a tensor made by ``tf.convert_to_tensor`` costs
-  ~40 us more than one made on the function's device: see :class:`_FastCall`
-  (~75 us per step in total, from ~320 us).
-- One packed ``uint32`` output (action and log-prob bit-cast and
+- XLA (``jit_compile=True``) for the value call and the single-process update
+  (faster than plain graphs); the batched sampling call (models the numpy
+  sampler does not cover) is a traced concrete function called directly.
+- One packed ``uint32`` sampling output (action and log-prob bit-cast and
   concatenated): one device-to-host copy instead of two.
-- Even so, a call costs ~75 us, so inside a collection plain-MLP policies are
-  sampled in numpy (:class:`~keras_vpg.trainers.base.Trainer`,
-  :mod:`~keras_vpg.trainers.numpy_policy`, ~15 us): CartPole-v1 with one env,
-  ~100 -> ~45 us per env step. Other models keep the XLA call.
+- Plain-MLP policies are sampled in numpy during collection
+  (:mod:`keras_vpg.sampling`): a TensorFlow call's fixed cost dominates a small
+  policy at a few observations per call.
 
-The value steps overlap with the next collection
-(:attr:`BackendTrainer.overlaps_collection`) when sampling runs in numpy: 1 env,
-CartPole-v1 epochs 268 -> 193 ms, HalfCheetah-v5 432 -> 371 ms. With XLA
-sampling calls (other models) they would not: the XLA update and the XLA calls
-serialize (HalfCheetah-v5 886 -> 894 ms).
+The value steps overlap with the next collection (:meth:`BackendTrainer.overlaps_with`)
+only when sampling runs in numpy: the XLA update and XLA sampling calls
+serialize. Measurements: ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
@@ -43,19 +34,17 @@ from keras_vpg.trainers.base import (
     value_metrics,
 )
 
-_FLOAT32 = tf.float32.as_datatype_enum
-
 
 def configure_threads(threads: int | None) -> dict[str, str]:
     """Single-threaded Eigen inside XLA kernels; pool sizes only if ``threads`` is given.
 
     ``--xla_cpu_multi_thread_eigen=false`` is added to ``XLA_FLAGS`` (unless that
     flag is already there): XLA then stops splitting the small matmuls of a
-    batch-8 policy call across threads (190 -> 65 us per call, 8 envs) while
-    the update keeps its parallel row blocks (91 ms either way; a one-thread
-    intra-op pool would cost 130 ms). It must precede TensorFlow's first XLA
-    compilation. With ``threads``: that many intra-op threads and one inter-op
-    thread, unless ``TF_NUM_INTRAOP_THREADS`` / ``TF_NUM_INTEROP_THREADS`` are set.
+    batch-8 policy call across threads while the update keeps its parallel row
+    blocks (a one-thread intra-op pool would slow the update). It must precede
+    TensorFlow's first XLA compilation. With ``threads``: that many intra-op
+    threads and one inter-op thread, unless ``TF_NUM_INTRAOP_THREADS`` /
+    ``TF_NUM_INTEROP_THREADS`` are set.
     """
     applied: dict[str, str] = {}
     xla_flags = os.environ.get("XLA_FLAGS", "")
@@ -91,50 +80,12 @@ def _as_u32(x):
     return tf.reshape(x, (-1,))
 
 
-class _FastCall:
-    """Calls a traced ``tf.function`` with numpy observations, cheaply.
+def _concrete(fn, signature):
+    """``fn`` traced once for ``signature``: one float32 tensor in, one tensor out.
 
-    ``fn`` must have a full ``input_signature`` of one float32 tensor. Two private
-    TensorFlow entry points save ~100 us per call: the concrete function's flat
-    call (no argument matching) and an ``EagerTensor`` made directly on the
-    function's device (``tf.convert_to_tensor`` costs ~17 us, and its host tensor
-    another ~25 us inside the call). If either is missing or fails before
-    running, this falls back to the public concrete-function call for good.
+    Called through the concrete function (no per-call signature matching).
     """
-
-    def __init__(self, fn):
-        self.concrete = fn.get_concrete_function()
-        self._flat = None
-        self._eager_tensor = None
-        try:
-            from tensorflow.python.framework.ops import EagerTensor
-
-            self._captured = list(self.concrete.captured_inputs)
-            device = self._captured[0].device if self._captured else ""
-            self._device = device or "/job:localhost/replica:0/task:0/device:CPU:0"
-            self._eager_tensor = EagerTensor
-            self._flat = self.concrete._inference_function.call_flat
-        except (ImportError, AttributeError):  # pragma: no cover - other TensorFlow versions
-            self._flat = None
-
-    def tensor(self, array: np.ndarray):
-        """A float32 ``array`` as an eager tensor on the function's device."""
-        if self._eager_tensor is not None:
-            try:
-                return self._eager_tensor(array, self._device, _FLOAT32)
-            except (TypeError, ValueError):  # pragma: no cover
-                self._eager_tensor = None
-        return tf.convert_to_tensor(array, tf.float32)
-
-    def __call__(self, x: np.ndarray):
-        x = self.tensor(np.asarray(x, dtype=np.float32))
-        if self._flat is not None:
-            try:
-                return self._flat(x, *self._captured)
-            except (AttributeError, TypeError, ValueError):  # raised before running
-                self._flat = None
-        out = self.concrete(x)
-        return out if isinstance(out, (list, tuple)) else [out]
+    return tf.function(fn, input_signature=signature, jit_compile=True).get_concrete_function()
 
 
 class BackendTrainer(Trainer):
@@ -144,14 +95,9 @@ class BackendTrainer(Trainer):
         super().__init__(ac, pi_optimizer, vf_optimizer, train_v_iters, allreduce)
         obs_spec = tf.TensorSpec((None, *ac.observation_shape), tf.float32)
         self._action_spec = None  # (shape per row, numpy dtype), recorded while tracing
-        self._sample = _FastCall(
-            tf.function(self._packed_sample, input_signature=[obs_spec], jit_compile=True)
-        )
+        self._sample = _concrete(self._packed_sample, [obs_spec])
         self._action_shape, self._action_dtype = self._action_spec
-        self.overlaps_collection = self._numpy_sampler is not None
-        self._value = _FastCall(
-            tf.function(ac.value, input_signature=[obs_spec], jit_compile=True)
-        )
+        self._value = _concrete(ac.value, [obs_spec])
         # The MPI allreduce is a numpy_function, which XLA cannot compile, so it
         # keeps the update off XLA.
         self._update_policy = tf.function(self._policy_graph, jit_compile=allreduce is None)
@@ -165,13 +111,17 @@ class BackendTrainer(Trainer):
         self._action_spec = (tuple(action.shape[1:]), np.dtype(action.dtype.as_numpy_dtype))
         return tf.concat([_as_u32(action), _as_u32(logp)], axis=0)
 
-    def compiled_sample(self, obs):
-        bits = self._sample(obs)[0].numpy()
+    def overlaps_with(self, sampler_path):
+        # The XLA update and XLA sampling calls serialize; numpy sampling does not.
+        return sampler_path == "numpy-mlp"
+
+    def sample(self, obs):
+        bits = self._sample(tf.convert_to_tensor(obs, tf.float32)).numpy()
         return unpack_sample(bits, obs.shape[0], self._action_shape, self._action_dtype)
 
     def value(self, obs):
         obs, rows = padded_rows(obs)
-        return self._value(obs)[0].numpy()[:rows]
+        return self._value(tf.convert_to_tensor(obs, tf.float32)).numpy()[:rows]
 
     def update_policy(self, batch):
         return self._call_update(self._update_policy, batch)

@@ -1,22 +1,20 @@
 """PyTorch trainer: autograd on the Keras variables; allreduce on the gradient buffers.
 
-Keras layers called eagerly cost ~1 ms per env step on this backend (op dispatch
-through ``keras.ops``), ``torch.compile`` of the Keras model ~120 us per call on
-this 2-core machine (plus seconds of compiling), plain ``torch`` ops on the
-weights ~35-45 us; inside a collection plain-MLP policies are sampled in numpy
-(:class:`~keras_vpg.trainers.base.Trainer`, ~15 us: HalfCheetah-v5 epochs
-566 -> 426 ms). Other models keep the Keras path. Values of MLP value
-functions, and the value regression, run as plain ``torch`` ops (``addmm`` +
-activation per Dense layer) on the Keras variables' own storage.
+Keras layers called eagerly dispatch each op through ``keras.ops``, which costs
+more per env step than the network's arithmetic; plain-MLP policies are
+therefore sampled in numpy during collection (:mod:`keras_vpg.sampling`), and
+values of MLP value functions, and the value regression, run as plain ``torch``
+ops (``addmm`` + activation per Dense layer) on the Keras variables' own
+storage. Other models keep the Keras path.
 
 With an MLP value function and Keras's plain Adam, the value steps run as one
 TorchScript call (:class:`FusedValueSteps`) that holds no GIL, so they overlap
-with the next epoch's collection (:attr:`BackendTrainer.overlaps_collection`).
-Eager, their ~30 framework calls per step each waited for the GIL that the env
-loop holds, and overlapping gained nothing (HalfCheetah-v5, 8 envs: 367 -> 366
-ms per epoch; CartPole-v1, 8 envs: 245 -> 284 ms). Other optimizers, other
+with the next epoch's collection (:attr:`BackendTrainer.overlaps_collection`):
+eager, their ~30 framework calls per step each waited for the GIL that the env
+loop holds, and overlapping gained nothing. It reads Keras Adam's slot
+variables through :mod:`keras_vpg.trainers.compat`. Other optimizers, other
 value networks and MPI runs (gradients averaged at every step) take the eager
-path, not overlapped.
+path, not overlapped. Measurements: ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
@@ -31,7 +29,7 @@ import numpy as np
 import torch
 
 from keras_vpg.mpi import usable_cores
-from keras_vpg.trainers import numpy_policy
+from keras_vpg.trainers import compat, numpy_policy
 from keras_vpg.trainers.base import (
     Trainer,
     policy_loss,
@@ -74,9 +72,9 @@ def configure_threads(threads: int | None) -> dict[str, str]:
     second thread only adds OpenMP hand-offs, and while the env steps on the
     other core it spin-waits against it. The parts of the update run on the
     main thread (no env running) then use every usable core unless ``threads``
-    was given: 195 -> 143 ms per eager HalfCheetah-v5 update with two cores
-    instead of one. Value steps overlapping a collection keep its one thread
-    (the thread count is process-wide, and the env needs the other core).
+    was given (two cores instead of one speed up the eager update). Value steps
+    overlapping a collection keep its one thread (the thread count is
+    process-wide, and the env needs the other core).
     """
     global _update_threads
     if "OMP_NUM_THREADS" in os.environ:
@@ -201,25 +199,25 @@ class FusedValueSteps:
 
     Eager, each of the ~80 steps is ~30 framework calls from Python, and a thread
     that makes them waits for the GIL at every call while the env loop holds it:
-    overlapped with collection, the value steps then gained nothing (HalfCheetah-v5,
-    8 envs: 367 -> 366 ms per epoch). One scripted call runs the whole loop without
-    the GIL. TorchScript's graph optimizer is turned off for the call: its
-    symbolic derivatives (tanh's as mul/neg/add) are ~1.6x slower than eager
+    overlapped with collection, the value steps then gained nothing. One scripted
+    call runs the whole loop without the GIL. TorchScript's graph optimizer is
+    turned off for the call: its
+    symbolic derivatives (tanh's as mul/neg/add) are slower than eager
     autograd's kernels. The optimizer stays Keras's: its configuration, its
     variables (saved with it), its step counter; this only runs its Adam update.
 
     Use :meth:`for_model`; ``None`` means the eager path applies.
     """
 
-    def __init__(self, steps, optimizer, script):
+    def __init__(self, steps, optimizer, script, adam_state):
         self._script = script
         self._params, self._activations = [], []
         for kernel, bias, code in steps:
             self._params += [kernel, bias]
             self._activations.append(code)
-        index = optimizer._get_variable_index
-        self._momentums = [optimizer._momentums[index(v)] for v in self._params]
-        self._velocities = [optimizer._velocities[index(v)] for v in self._params]
+        self._momentums = adam_state["momentums"]
+        self._velocities = adam_state["velocities"]
+        self._learning_rate = adam_state["learning_rate"]
         self._optimizer = optimizer
 
     @classmethod
@@ -243,8 +241,11 @@ class FusedValueSteps:
             or ac.shared_variables
         ):
             return None
+        adam_state = compat.keras_adam_state(optimizer, params)  # private Keras slots
+        if adam_state is None:
+            return None
         script = _scripted_value_steps()
-        return None if script is None else cls(steps, optimizer, script)
+        return None if script is None else cls(steps, optimizer, script, adam_state)
 
     def applies(self) -> bool:
         """Whether the optimizer is still plain Adam (a callback may have changed it)."""
@@ -262,7 +263,7 @@ class FusedValueSteps:
                 [v.value for v in self._momentums],
                 [v.value for v in self._velocities],
                 optimizer.iterations.value,
-                optimizer._learning_rate.value.detach(),
+                self._learning_rate.value.detach(),
                 float(optimizer.beta_1),
                 float(optimizer.beta_2),
                 float(optimizer.epsilon),
@@ -278,8 +279,6 @@ def _plain_adam(optimizer) -> bool:
         isinstance(optimizer, keras.optimizers.Adam)
         and type(optimizer).__module__.startswith("keras.")
         and not optimizer.amsgrad
-        and isinstance(getattr(optimizer, "_learning_rate", None), keras.Variable)
-        and all(hasattr(optimizer, a) for a in ("_momentums", "_velocities", "_get_variable_index"))
         and all(
             getattr(optimizer, a, None) in (None, False, 0)
             for a in ("weight_decay", "clipnorm", "clipvalue", "global_clipnorm", "use_ema",
@@ -349,7 +348,7 @@ class BackendTrainer(Trainer):
         self.overlaps_collection = self._fused_value_steps is not None
 
     # -- collection ---------------------------------------------------------------------
-    def compiled_sample(self, obs):
+    def sample(self, obs):
         with torch.no_grad():
             action, logp = self.ac.sample_tensors(torch.as_tensor(obs, dtype=torch.float32))
         return action.numpy(), logp.numpy()

@@ -1,0 +1,244 @@
+"""Every hyperparameter of a run, defined once: name, type, default, valid range, doc.
+
+:class:`VPGConfig` is the single source of
+
+- the validation of :class:`keras_vpg.VPG`'s arguments (errors name the parameter),
+- the defaults of :class:`keras_vpg.VPG` and :func:`keras_vpg.vpg` (a test pins their
+  signatures to these defaults; the signatures stay explicit for readers and IDEs),
+- ``config.json`` (:meth:`VPGConfig.to_json` / :meth:`VPGConfig.from_json` round trip),
+- the command line's flags, with defaults and help (:func:`add_arguments`).
+
+The callables of a run (``env_fn``, ``actor_critic``) are not hyperparameters and
+are checked by :class:`keras_vpg.VPG` itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+#: Ways of stepping the vectorized envs (``gymnasium.vector`` classes).
+VECTOR_MODES = ("sync", "async")
+
+#: Epochs of :func:`keras_vpg.vpg` and of ``keras-vpg train`` (``VPG.fit`` takes its own).
+DEFAULT_EPOCHS = 50
+
+
+# -- checks: each raises TypeError / ValueError naming the parameter -------------------------
+def _integer(minimum: int, optional: bool = False) -> Callable[[str, Any], None]:
+    def check(name: str, value: Any) -> None:
+        if optional and value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{name} must be an integer, got {value!r}")
+        if value < minimum:
+            raise ValueError(f"{name} must be >= {minimum}, got {value}")
+
+    return check
+
+
+def _unit_interval(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+
+
+def _learning_rate(name: str, value: Any) -> None:
+    import keras
+
+    if isinstance(value, keras.optimizers.schedules.LearningRateSchedule):
+        return
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not math.isfinite(value) or value < 0):
+        raise ValueError(
+            f"{name} must be a non-negative learning rate or a "
+            f"keras.optimizers.schedules.LearningRateSchedule, got {value!r}"
+        )
+
+
+def _dict_or_none(name: str, value: Any) -> None:
+    if value is not None and not isinstance(value, dict):
+        raise TypeError(f"{name} must be a dict, got {value!r}")
+
+
+def _boolean(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+
+
+def _tristate(name: str, value: Any) -> None:
+    if value not in (None, True, False) or isinstance(value, (int, float)) and not isinstance(
+        value, bool
+    ):
+        raise TypeError(f"{name} must be True, False or None, got {value!r}")
+
+
+def _vector_mode(name: str, value: Any) -> None:
+    if value not in VECTOR_MODES:
+        raise ValueError(f"{name} must be one of {VECTOR_MODES}, got {value!r}")
+
+
+def _param(default: Any, check: Callable[[str, Any], None], doc: str, valid: str,
+           cli: dict[str, Any] | None = None) -> Any:
+    """A dataclass field with its check, its valid range and its one-line doc as metadata.
+
+    ``cli``: how :func:`add_arguments` makes its flag (``None``: no flag).
+    """
+    metadata = {"check": check, "doc": doc, "valid": valid, "cli": cli}
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass
+class VPGConfig:
+    """The hyperparameters of a :class:`keras_vpg.VPG` run (validated when made).
+
+    Each field's metadata holds ``doc`` (one line), ``valid`` (the range, as text)
+    and ``check`` (raises ``TypeError``/``ValueError`` naming the field). See
+    :class:`keras_vpg.VPG` for the meaning of each in context.
+    """
+
+    ac_kwargs: dict | None = _param(
+        None, _dict_or_none, "keyword arguments of actor_critic (hidden_sizes, activation)",
+        "a dict or None")
+    seed: int = _param(0, _integer(0), "rank r uses seed + 10000 * r", "integer >= 0",
+                       cli=dict(type=int))
+    steps_per_epoch: int = _param(
+        4000, _integer(1), "env steps per epoch, over all envs and MPI ranks", "integer >= 1",
+        cli=dict(type=int))
+    gamma: float = _param(0.99, _unit_interval, "discount factor", "number in [0, 1]",
+                          cli=dict(type=float))
+    pi_lr: float = _param(3e-4, _learning_rate, "Adam learning rate of the policy",
+                          "number >= 0 or a keras LearningRateSchedule", cli=dict(type=float))
+    vf_lr: float = _param(1e-3, _learning_rate, "Adam learning rate of the value function",
+                          "number >= 0 or a keras LearningRateSchedule", cli=dict(type=float))
+    train_v_iters: int = _param(80, _integer(0), "value-function gradient steps per epoch",
+                                "integer >= 0", cli=dict(type=int))
+    lam: float = _param(0.97, _unit_interval, "GAE-Lambda", "number in [0, 1]",
+                        cli=dict(type=float))
+    max_ep_len: int | None = _param(
+        1000, _integer(0, optional=True),
+        "truncate (and bootstrap) episodes after this many steps; 0 or None: env's limit",
+        "integer >= 0 or None", cli=dict(type=int))
+    logger_kwargs: dict | None = _param(
+        None, _dict_or_none, "output_dir and exp_name of the run", "a dict or None")
+    save_freq: int = _param(10, _integer(1), "checkpoint model.keras every save_freq epochs",
+                            "integer >= 1", cli=dict(type=int))
+    num_envs: int = _param(1, _integer(1), "vectorized environments per process",
+                           "integer >= 1", cli=dict(type=int))
+    vector_mode: str = _param("sync", _vector_mode, "gymnasium SyncVectorEnv or AsyncVectorEnv",
+                              f"one of {VECTOR_MODES}", cli=dict(choices=list(VECTOR_MODES)))
+    normalize_obs: bool = _param(
+        False, _boolean, "standardize observations with running statistics kept in the model",
+        "True or False", cli=dict(action=argparse.BooleanOptionalAction))
+    overlap_update: bool | None = _param(
+        None, _tristate,
+        "run value steps in a background thread during the next collection (None: auto)",
+        "True, False or None")
+    fast_paths: bool | None = _param(
+        None, _tristate,
+        "numpy MLP sampler and backend fast paths (None: on unless KERAS_VPG_FAST_PATHS=0)",
+        "True, False or None")
+    keep_checkpoints: int = _param(
+        3, _integer(1), "full checkpoints kept in RUN_DIR/checkpoints (the newest)",
+        "integer >= 1", cli=dict(type=int))
+    tune_threads: bool = _param(
+        True, _boolean,
+        "apply keras-vpg's thread/dispatch defaults when the first VPG is built "
+        "(KERAS_VPG_THREADS=0 also turns them off)", "True or False")
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``TypeError``/``ValueError`` naming the first invalid field."""
+        for f in dataclasses.fields(self):
+            f.metadata["check"](f.name, getattr(self, f.name))
+
+    # -- config.json ------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        """The fields as JSON-ready values (schedules as their Keras config)."""
+        import keras
+
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, keras.optimizers.schedules.LearningRateSchedule):
+                value = keras.optimizers.schedules.serialize(value)
+            elif isinstance(value, dict):
+                value = _json_value(value)
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> VPGConfig:
+        """A config from :meth:`to_json`'s output (other keys, e.g. ``env_spec``, ignored)."""
+        import keras
+
+        names = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in names}
+        for name in ("pi_lr", "vf_lr"):
+            if isinstance(kwargs.get(name), dict):
+                kwargs[name] = keras.optimizers.schedules.deserialize(kwargs[name])
+        if isinstance(kwargs.get("ac_kwargs"), dict):  # JSON has no tuples
+            kwargs["ac_kwargs"] = {k: tuple(v) if isinstance(v, list) else v
+                                   for k, v in kwargs["ac_kwargs"].items()}
+        return cls(**kwargs)
+
+
+def _json_value(obj: Any) -> Any:
+    """JSON form of a value (callables and objects by qualified name or repr)."""
+    if isinstance(obj, dict):
+        return {str(k): _json_value(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_value(v) for v in obj]
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if hasattr(obj, "__qualname__"):
+        return f"{getattr(obj, '__module__', '')}.{obj.__qualname__}"
+    return repr(obj)
+
+
+def field_docs() -> dict[str, str]:
+    """``{name: "doc (valid: range; default: value)"}`` of every field."""
+    defaults = VPGConfig()
+    return {
+        f.name: f"{f.metadata['doc']} (valid: {f.metadata['valid']}; "
+                f"default: {getattr(defaults, f.name)!r})"
+        for f in dataclasses.fields(VPGConfig)
+    }
+
+
+def add_arguments(parser: argparse.ArgumentParser, grid: bool = False,
+                  exclude: tuple[str, ...] = ()) -> None:
+    """Add a ``--flag`` per command-line hyperparameter, with its default and help.
+
+    Flags are the field names with dashes (``--steps-per-epoch``), plus
+    ``--epochs``. ``grid=True`` lets the numeric ones take several values
+    (``--pi-lr 3e-4 1e-3``: one run per value; the default is then a list of one).
+    ``exclude`` leaves out fields the caller defines itself. The parsed value's
+    ``dest`` is the field name.
+    """
+    defaults = VPGConfig()
+    specs = [(f.name, f.metadata["cli"], getattr(defaults, f.name),
+              f"{f.metadata['doc']} ({f.metadata['valid']})")
+             for f in dataclasses.fields(VPGConfig) if f.metadata["cli"] is not None]
+    specs.insert(0, ("epochs", dict(type=int), DEFAULT_EPOCHS, "training epochs (integer >= 1)"))
+    for name, cli, default, doc in specs:
+        if name in exclude:
+            continue
+        kwargs = dict(cli)
+        several = grid and kwargs.get("type") in (int, float) and name != "epochs"
+        if several:
+            kwargs["nargs"] = "+"
+            default = [default]
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, default=default,
+                            help=f"{doc}; default: %(default)s", **kwargs)
