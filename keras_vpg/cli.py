@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from keras_vpg import __version__
+from keras_vpg import __version__, config
 from keras_vpg._backend import BACKENDS, BackendNotInstalled, ensure_backend, install_hint
 
 #: Environment variable: when set (to anything but 0), user errors show their traceback.
@@ -103,16 +103,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="hidden layer sizes of the policy and value MLPs")
     parser.add_argument("--act", nargs="+", default=["tanh"],
                         help="(grid) Keras activation of the hidden layers (tanh, relu, ...)")
-    parser.add_argument("--seed", type=_int_at_least(0), nargs="+", default=[0],
-                        help="random seed; several seeds train one run each")
     parser.add_argument("--epochs", type=_int_at_least(1), default=50,
                         help="epochs (one policy update each); with --resume the total to reach")
-    parser.add_argument("--steps-per-epoch", type=int, nargs="+", default=[4000],
-                        help="(grid) env steps per epoch, summed over envs and processes")
-    parser.add_argument("--num-envs", type=int, nargs="+", default=[1],
-                        help="(grid) gymnasium vector envs stepped together in each process")
-    parser.add_argument("--vector-mode", choices=["sync", "async"], default="sync",
-                        help="step the envs in this process (sync) or in subprocesses (async)")
     parser.add_argument("--cpu", type=_int_at_least(1), default=1,
                         help="MPI processes per run (re-launches under mpirun; needs the mpi "
                              "extra)")
@@ -127,23 +119,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="experiment name (default: the env id in lower case)")
     parser.add_argument("--data-dir", default="data",
                         help="runs are written to DATA_DIR/EXP_NAME/EXP_NAME_sSEED")
-    parser.add_argument("--gamma", type=float, nargs="+", default=[0.99],
-                        help="(grid) discount factor")
-    parser.add_argument("--lam", type=float, nargs="+", default=[0.97],
-                        help="(grid) GAE-Lambda's lambda")
-    parser.add_argument("--pi-lr", type=float, nargs="+", default=[3e-4],
-                        help="(grid) policy learning rate (Adam)")
-    parser.add_argument("--vf-lr", type=float, nargs="+", default=[1e-3],
-                        help="(grid) value function learning rate (Adam)")
-    parser.add_argument("--train-v-iters", type=int, nargs="+", default=[80],
-                        help="(grid) value function gradient steps per epoch")
-    parser.add_argument("--max-ep-len", type=int, nargs="+", default=[1000],
-                        help="(grid) cut episodes after this many steps (0: only the env's "
-                             "own limit)")
-    parser.add_argument("--save-freq", type=int, default=10,
-                        help="write model_EPOCH.keras every this many epochs")
-    parser.add_argument("--normalize-obs", action="store_true",
-                        help="standardize observations with running statistics (in the model)")
+    # Every VPG hyperparameter's flag, help and default from its one definition.
+    config.add_arguments(parser, grid=[*GRID_FLAGS, "seed"], exclude=("epochs",))
     parser.add_argument("--tensorboard", action="store_true",
                         help="write every progress.txt column to RUN_DIR/tensorboard "
                              "(x axis: TotalEnvInteracts)")
@@ -194,7 +171,7 @@ def vpg_kwargs(args: argparse.Namespace, seed: int) -> dict[str, Any]:
         lam=one["lam"], max_ep_len=one["max_ep_len"],
         logger_kwargs=dict(output_dir=str(run_dir_of(args, seed)), exp_name=exp_name),
         save_freq=args.save_freq, num_envs=one["num_envs"], vector_mode=args.vector_mode,
-        normalize_obs=args.normalize_obs,
+        normalize_obs=args.normalize_obs, keep_checkpoints=args.keep_checkpoints,
     )
 
 
@@ -433,7 +410,7 @@ def config_defaults(path: str) -> dict[str, Any]:
                 raise CLIError(f"{name} in {str(file)!r} is a schedule; rerun it from Python "
                                "with keras_vpg.load_config")
             defaults[name] = [value]
-    for name in ("save_freq", "vector_mode", "normalize_obs", "epochs"):
+    for name in ("save_freq", "vector_mode", "normalize_obs", "keep_checkpoints", "epochs"):
         if config.get(name) is not None:
             defaults[name] = config[name]
     if "seed" in config:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,17 +164,7 @@ class VPGConfig:
     # -- config.json ------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
         """The fields as JSON-ready values (schedules as their Keras config)."""
-        import keras
-
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, keras.optimizers.schedules.LearningRateSchedule):
-                value = keras.optimizers.schedules.serialize(value)
-            elif isinstance(value, dict):
-                value = _json_value(value)
-            out[f.name] = value
-        return out
+        return {f.name: json_value(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> VPGConfig:
@@ -192,16 +182,22 @@ class VPGConfig:
         return cls(**kwargs)
 
 
-def _json_value(obj: Any) -> Any:
-    """JSON form of a value (callables and objects by qualified name or repr)."""
+def json_value(obj: Any) -> Any:
+    """JSON form of a config value: learning-rate schedules as their Keras config
+    (``keras.optimizers.schedules.deserialize`` rebuilds them), callables and
+    classes by qualified name, other objects by ``repr``."""
     if isinstance(obj, dict):
-        return {str(k): _json_value(v) for k, v in obj.items()}
+        return {str(k): json_value(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_json_value(v) for v in obj]
+        return [json_value(v) for v in obj]
     if isinstance(obj, (str, int, float, bool)) or obj is None:
         return obj
     if isinstance(obj, np.generic):
         return obj.item()
+    import keras
+
+    if isinstance(obj, keras.optimizers.schedules.LearningRateSchedule):
+        return json_value(keras.optimizers.schedules.serialize(obj))
     if hasattr(obj, "__qualname__"):
         return f"{getattr(obj, '__module__', '')}.{obj.__qualname__}"
     return repr(obj)
@@ -217,18 +213,21 @@ def field_docs() -> dict[str, str]:
     }
 
 
-def add_arguments(parser: argparse.ArgumentParser, grid: bool = False,
-                  exclude: tuple[str, ...] = ()) -> None:
-    """Add a ``--flag`` per command-line hyperparameter, with its default and help.
+def add_arguments(parser: argparse.ArgumentParser, grid: bool | Collection[str] = False,
+                  exclude: Collection[str] = ()) -> None:
+    """Add a ``--flag`` per command-line hyperparameter, with its help and default.
 
     Flags are the field names with dashes (``--steps-per-epoch``), plus
-    ``--epochs``. ``grid=True`` lets the numeric ones take several values
-    (``--pi-lr 3e-4 1e-3``: one run per value; the default is then a list of one).
+    ``--epochs``; the help is the field's doc and valid range (argparse's
+    ``ArgumentDefaultsHelpFormatter`` shows the default). ``grid=True`` lets every
+    numeric one take several values, a collection of names only those (``--pi-lr
+    3e-4 1e-3``: one run per value; the default is then a list of one).
     ``exclude`` leaves out fields the caller defines itself. The parsed value's
     ``dest`` is the field name.
     """
-    defaults = VPGConfig()
-    specs = [(f.name, f.metadata["cli"], getattr(defaults, f.name),
+    # The fields' declared defaults: no VPGConfig() here, whose checks import Keras
+    # (the CLI builds its parser before the backend is chosen).
+    specs = [(f.name, f.metadata["cli"], f.default,
               f"{f.metadata['doc']} ({f.metadata['valid']})")
              for f in dataclasses.fields(VPGConfig) if f.metadata["cli"] is not None]
     specs.insert(0, ("epochs", dict(type=int), DEFAULT_EPOCHS, "training epochs (integer >= 1)"))
@@ -236,9 +235,12 @@ def add_arguments(parser: argparse.ArgumentParser, grid: bool = False,
         if name in exclude:
             continue
         kwargs = dict(cli)
-        several = grid and kwargs.get("type") in (int, float) and name != "epochs"
+        if grid is True:
+            several = kwargs.get("type") in (int, float) and name != "epochs"
+        else:
+            several = name in (grid or ())
         if several:
             kwargs["nargs"] = "+"
             default = [default]
         parser.add_argument(f"--{name.replace('_', '-')}", dest=name, default=default,
-                            help=f"{doc}; default: %(default)s", **kwargs)
+                            help=doc, **kwargs)

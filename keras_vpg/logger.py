@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from keras_vpg import mpi
+from keras_vpg.config import json_value
 from keras_vpg.files import atomic_write
 
 #: progress.txt columns, in order (DESIGN section 3); more may follow.
@@ -29,24 +30,6 @@ PROGRESS_COLUMNS = (
 
 #: What the per-epoch summary line shows.
 SUMMARY_KEYS = ("AverageEpRet", "EpLen", "LossPi", "LossV", "KL", "Entropy", "StepsPerSecond")
-
-
-def _jsonable(obj: Any) -> Any:
-    """Best-effort JSON form of a config value (callables and objects by name/repr)."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (str, int, float, bool)) or obj is None:
-        return obj
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, keras.optimizers.schedules.LearningRateSchedule):
-        # Keras's own form: load_config rebuilds the schedule from it.
-        return _jsonable(keras.optimizers.schedules.serialize(obj))
-    if hasattr(obj, "__qualname__"):
-        return f"{getattr(obj, '__module__', '')}.{obj.__qualname__}"
-    return repr(obj)
 
 
 #: Files whose presence means a directory already holds a run.
@@ -191,7 +174,7 @@ class EpochLogger:
         """Write ``config.json`` (every argument of the run)."""
         if not self.is_writer:
             return
-        config = _jsonable(dict(config, exp_name=self.exp_name))
+        config = json_value(dict(config, exp_name=self.exp_name))
         text = json.dumps(config, indent=2, sort_keys=True)
         atomic_write(self.output_dir / "config.json", lambda p: Path(p).write_text(text))
 

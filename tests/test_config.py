@@ -56,13 +56,13 @@ def test_json_round_trip_keeps_every_field_schedules_included():
 
 
 def test_add_arguments_builds_flags_with_defaults_and_help():
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_arguments(parser)
     args = parser.parse_args(["--steps-per-epoch", "300", "--normalize-obs", "--pi-lr", "1e-3"])
     assert args.steps_per_epoch == 300 and args.normalize_obs is True and args.pi_lr == 1e-3
     assert args.gamma == 0.99 and args.epochs == DEFAULT_EPOCHS and args.vector_mode == "sync"
     help_text = parser.format_help()
-    assert "discount factor" in help_text and "default: 0.99" in help_text
+    assert "discount factor" in help_text and "(default: 0.99)" in help_text
     with pytest.raises(SystemExit):
         parser.parse_args(["--vector-mode", "threads"])
     grid = argparse.ArgumentParser()
