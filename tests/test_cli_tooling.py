@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -94,3 +96,40 @@ def test_config_that_does_not_exist_is_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0, result.stderr
     assert "config.json" in result.stderr
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_train_stops_on_a_signal_and_resume_finishes_the_run(signum, status, tmp_path):
+    run_dir = tmp_path / "data" / "s" / "s_s0"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "keras_vpg", "train", *TINY, "--steps-per-epoch", "2000",
+         "--epochs", "400", "--exp-name", "s", "--save-freq", "1000"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and process.poll() is None:
+            progress = run_dir / "progress.txt"
+            if progress.exists() and len(read_progress(progress)) >= 2:
+                break
+            time.sleep(0.5)
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == status, err[-3000:]
+    assert "Traceback" not in err
+    hints = [line for line in err.splitlines() if "resume with" in line]
+    relative = run_dir.relative_to(tmp_path)
+    assert len(hints) == 1 and f"keras-vpg train --resume {relative}" in hints[0]
+    done = len(read_progress(run_dir / "progress.txt"))
+    assert 2 <= done < 400
+
+    resumed = keras_vpg("train", "--resume", str(run_dir.relative_to(tmp_path)), "--epochs",
+                        str(done + 2), "--verbose", "0", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    rows = read_progress(run_dir / "progress.txt")
+    assert [int(r["Epoch"]) for r in rows] == list(range(done + 2))
+    assert [int(float(r["TotalEnvInteracts"])) for r in rows] == [
+        2000 * (i + 1) for i in range(done + 2)]
