@@ -18,8 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-#: Spinning Up's benchmark page, PyTorch VPG, average return at 3M steps (HalfCheetah,
-#: Hopper, Walker2d) or at the end of its runs (Swimmer, Ant).
+#: Spinning Up's benchmark page, PyTorch VPG, average return at 3M steps.
 SPINNING_UP_VPG = {
     "HalfCheetah": 632.0,
     "Hopper": 815.0,
