@@ -11,6 +11,7 @@ stderr and exit status 2; ``--debug`` or ``KERAS_VPG_DEBUG=1`` shows the traceba
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import math
 import os
@@ -248,6 +249,15 @@ def train_run(env_id: str, epochs: int, verbose: int = 1, tensorboard: bool = Fa
         agent.close()
 
 
+def _check_hyperparameters(kwargs: dict[str, Any]) -> None:
+    """Validate VPG keyword arguments with :class:`keras_vpg.config.VPGConfig` (no Keras)."""
+    names = {f.name for f in dataclasses.fields(config.VPGConfig)}
+    try:
+        config.VPGConfig(**{k: v for k, v in kwargs.items() if k in names})
+    except (TypeError, ValueError) as error:
+        raise CLIError(str(error)) from error
+
+
 def _resume(args: argparse.Namespace) -> None:
     """``train --resume RUN_DIR``: restore the last checkpoint, train to the run's total.
 
@@ -328,6 +338,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         _check_env_id(args.env)  # once, before launching ranks
     variants = grid_variants(args)
     runs = [(variant, seed) for variant in variants for seed in args.seed]
+    for variant, seed in runs:  # bad values: one line now, before any backend loads
+        _check_hyperparameters(vpg_kwargs(variant, seed))
     mpirun_args = shlex.split(args.mpirun_args)
     if len(variants) > 1 or (args.parallel > 1 and len(runs) > 1):
         return _train_grid(args, runs, mpirun_args)

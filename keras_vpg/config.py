@@ -49,10 +49,14 @@ def _unit_interval(name: str, value: Any) -> None:
 
 
 def _learning_rate(name: str, value: Any) -> None:
-    import keras
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if math.isfinite(value) and value >= 0:
+            return
+    else:  # only a non-number needs Keras (the CLI checks numbers before choosing a backend)
+        import keras
 
-    if isinstance(value, keras.optimizers.schedules.LearningRateSchedule):
-        return
+        if isinstance(value, keras.optimizers.schedules.LearningRateSchedule):
+            return
     if (isinstance(value, bool) or not isinstance(value, (int, float))
             or not math.isfinite(value) or value < 0):
         raise ValueError(
