@@ -280,6 +280,7 @@ def _resume(args: argparse.Namespace) -> None:
 
     import keras_vpg
     from keras_vpg.checkpoint import resume_run
+    from keras_vpg.grid import final_return
 
     callbacks = []
     if args.tensorboard:
@@ -302,7 +303,7 @@ def _resume(args: argparse.Namespace) -> None:
     try:
         if rank0:
             print(_run_summary(run_dir, {
-                "AverageEpRet": [_last_logged(run_dir, "AverageEpRet")],
+                "AverageEpRet": [final_return(run_dir)],
                 "TotalEnvInteracts": [agent.total_env_interacts]},
                 time.perf_counter() - start))
     finally:
@@ -312,12 +313,6 @@ def _resume(args: argparse.Namespace) -> None:
 def _given(args: argparse.Namespace, flag: str) -> bool:
     """Whether ``flag`` was on the command line (not just its default)."""
     return any(a == flag or a.startswith(flag + "=") for a in getattr(args, "argv", []))
-
-
-def _last_logged(run_dir: Path, column: str) -> float:
-    from keras_vpg.grid import final_return
-
-    return final_return(run_dir, column)
 
 
 def _train_options(args: argparse.Namespace) -> dict[str, Any]:
