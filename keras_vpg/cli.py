@@ -484,6 +484,9 @@ def add_plot_arguments(parser: argparse.ArgumentParser) -> None:
                         help="drop runs whose path contains any of these strings")
     parser.add_argument("--est", default="mean", choices=["mean", "max", "min"],
                         help="estimate over the seeds of an experiment (band: ± std)")
+    parser.add_argument("--xmax", type=float,
+                        help="plot only up to this x value (compare runs of different "
+                             "lengths at one budget)")
     parser.add_argument("--out", "-o",
                         help="image file to write, NAME_VALUE.EXT per value when several "
                              "(default: a window; without a display LOGDIR.png)")
@@ -507,7 +510,8 @@ def cmd_plot(args: argparse.Namespace) -> None:
         try:
             make_plots(args.logdir, legend=args.legend, xaxis=args.xaxis, values=args.value,
                        count=args.count, smooth=args.smooth, select=args.select,
-                       exclude=args.exclude, estimator=args.est, out=out)
+                       exclude=args.exclude, estimator=args.est, out=out,
+                       xmax=args.xmax)
         except (ValueError, FileNotFoundError) as error:
             raise CLIError(str(error)) from error
     for warning in caught:

@@ -115,6 +115,7 @@ def make_plots(
     exclude: Sequence[str] | None = None,
     estimator: str = "mean",
     out: str | None = None,
+    xmax: float | None = None,
 ) -> list:
     """Plot learning curves; one figure per value (mean over seeds with a ±std band).
 
@@ -134,6 +135,9 @@ def make_plots(
     estimator : {"mean", "max", "min"}
     out : str, optional
         Save to this file (``name_<value>.ext`` when several values).
+    xmax : float, optional
+        Drop the epochs whose x value is above ``xmax`` (before the runs of a curve
+        are cut to the shortest), to compare runs of different lengths at one budget.
 
     Returns
     -------
@@ -165,6 +169,9 @@ def make_plots(
                             f"column {column!r} is not in {run / 'progress.txt'}; "
                             f"available: {', '.join(columns)}"
                         )
+            if xmax is not None:
+                data = [{key: column[columns[xaxis] <= xmax] for key, column in columns.items()}
+                        for columns in data]
             if count:
                 for run, columns in zip(runs, data):
                     ax.plot(columns[xaxis], _smooth(columns[value], smooth),

@@ -46,6 +46,18 @@ def test_mean_over_seeds_is_plotted_and_saved(tmp_path):
     assert out.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_xmax_cuts_every_run_before_the_seeds_are_averaged(tmp_path, recwarn):
+    write_run(tmp_path / "long" / "long_s0", [1.0, 2.0, 3.0, 4.0])  # x: 100 .. 400
+    write_run(tmp_path / "long" / "long_s1", [3.0, 4.0, 5.0, 6.0, 7.0])
+    write_run(tmp_path / "short" / "short_s0", [5.0, 6.0])
+    (fig,) = make_plots([str(tmp_path / "long"), str(tmp_path / "short")], xmax=250)
+    long_line, short_line = fig.axes[0].lines
+    np.testing.assert_allclose(long_line.get_xdata(), [100, 200])
+    np.testing.assert_allclose(long_line.get_ydata(), [2.0, 3.0])
+    np.testing.assert_allclose(short_line.get_ydata(), [5.0, 6.0])
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]  # no cut left
+
+
 def test_bad_column_and_missing_dir_are_named(tmp_path):
     write_run(tmp_path / "exp" / "exp_s0", [1.0, 2.0])
     with pytest.raises(ValueError, match="NoSuchColumn.*available"):
