@@ -6,10 +6,14 @@
 #   bash benchmarks/mujoco.sh                       # the full set below
 #   RUNS="HalfCheetah-v5:3000000 Hopper-v5:1000000" SEEDS="0 10 20" bash benchmarks/mujoco.sh
 #   PARALLEL=1 BACKEND=torch bash benchmarks/mujoco.sh
+#   # the tuned configuration of the README, and two MPI ranks per run:
+#   SUFFIX=tuned EXTRA="--normalize-obs --num-envs 4 --pi-lr 3e-3" bash benchmarks/mujoco.sh
+#   SUFFIX=vpg_cpu2 EXTRA="--cpu 2" PARALLEL=1 RUNS="Hopper-v5:1000000" bash benchmarks/mujoco.sh
 #
 # Needs: pip install ".[jax,mujoco]" (or the backend you pick). Runs land in
 # $DATA_DIR/<env>_vpg/<env>_vpg_s<seed>/ (progress.txt, config.json, model.keras);
-# curves in $DOCS_DIR/<env>_vpg.png; then `python benchmarks/summarize.py` prints the table.
+# curves in $DOCS_DIR/<env>_vpg.png (with another SUFFIX, also <env>_vpg_vs_<suffix>.png: both
+# settings over the other run's steps); then `python benchmarks/summarize.py` prints the table.
 # A run directory that already holds a finished progress.txt is skipped, so the
 # script can be re-run after an interruption.
 set -euo pipefail
@@ -44,8 +48,11 @@ train_one() {
         echo "skip $exp seed $seed (done)"; return 0
     fi
     echo "start $exp seed $seed: $epochs epochs"
-    # Each of the PARALLEL trainings gets its share of the cores.
-    KERAS_VPG_THREADS=$(( $(nproc) / PARALLEL > 0 ? $(nproc) / PARALLEL : 1 )) \
+    # Each process (PARALLEL trainings x --cpu ranks) gets its share of the cores.
+    local ranks
+    ranks=$(grep -oE -- '--cpu +[0-9]+' <<< "$EXTRA" | grep -oE '[0-9]+$' || echo 1)
+    local threads=$(( $(nproc) / (PARALLEL * ranks) ))
+    KERAS_VPG_THREADS=$(( threads > 0 ? threads : 1 )) \
         $KERAS_VPG train --env "$env_id" --hid 64 32 --act tanh --seed "$seed" \
         --epochs "$epochs" --steps-per-epoch "$STEPS_PER_EPOCH" --backend "$BACKEND" \
         --exp-name "$exp" --data-dir "$DATA_DIR" --verbose 0 $EXTRA \
@@ -61,5 +68,13 @@ for run in $RUNS; do
     exp="${run%%:*}_${SUFFIX}"
     [ -d "$DATA_DIR/$exp" ] || continue
     $KERAS_VPG plot "$DATA_DIR/$exp" --value AverageEpRet --xaxis TotalEnvInteracts \
-        --smooth 10 --out "$DOCS_DIR/$exp.png" || echo "plot of $exp failed"
+        --smooth 10 --exclude _old_ --out "$DOCS_DIR/$exp.png" || echo "plot of $exp failed"
+    # Beside Spinning Up's settings, over the budget of this run.
+    baseline="${run%%:*}_vpg"
+    if [ "$SUFFIX" != vpg ] && [ -d "$DATA_DIR/$baseline" ]; then
+        $KERAS_VPG plot "$DATA_DIR/$baseline" "$DATA_DIR/$exp" --value AverageEpRet \
+            --xaxis TotalEnvInteracts --smooth 10 --xmax "${run##*:}" --exclude _old_ \
+            --legend "Spinning Up's settings" "$SUFFIX" \
+            --out "$DOCS_DIR/${baseline}_vs_$SUFFIX.png" || echo "plot of $exp vs $baseline failed"
+    fi
 done
