@@ -47,6 +47,9 @@ def moving_average(x: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
+#: Table order: Spinning Up's MuJoCo benchmarks first, then the rest by name.
+ENV_ORDER = ["HalfCheetah", "Hopper", "Walker2d", "Swimmer", "Ant"]
+
 #: What an experiment-name suffix stands for (``benchmarks/mujoco.sh``'s SUFFIX).
 SETTINGS = {
     "vpg": "Spinning Up's",
@@ -113,6 +116,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     rows = [r for root in args.data_dirs for d in sorted(root.iterdir()) if d.is_dir()
             if (r := summarize(d, args.steps)) is not None]
+    settings = list(SETTINGS.values())
+
+    def order(row: dict) -> tuple:
+        name = row["env"].split("-v")[0]
+        known = settings.index(row["settings"]) if row["settings"] in settings else len(settings)
+        return (ENV_ORDER.index(name) if name in ENV_ORDER else len(ENV_ORDER), row["env"],
+                known, row["settings"])
+
+    rows.sort(key=order)
     header = ("| env | settings | env steps | seeds | final AverageEpRet (mean ± std over "
               "seeds of each run's last 10 epochs) | Spinning Up VPG (PyTorch, 3M) | ratio "
               "| wall time per run (min) | steps/s per run "
