@@ -95,7 +95,9 @@ def summarize(exp_dir: Path, max_steps: float = np.inf) -> dict | None:
         "final": f"{finals.mean():.1f} ± {finals.std():.1f}",
         "final_mean": float(finals.mean()),
         "spinning_up": "" if reference is None else f"{reference:g}",
-        "ratio": "" if reference is None else f"{finals.mean() / reference:.2f}",
+        # A ratio of a negative return to a positive figure means nothing: say "below".
+        "ratio": "" if reference is None else (
+            f"{finals.mean() / reference:.2f}" if finals.mean() > 0 else "below"),
         "minutes": f"{np.mean(seconds) / 60:.1f}",
         "steps_per_s": f"{np.mean(rates):.0f}",
         "minutes_to_spinning_up": (
