@@ -79,6 +79,8 @@ import time
 import types
 from typing import Any
 
+from keras_vpg.plot import read_progress  # numpy only: no Keras
+
 ENV_ID = "HalfCheetah-v5"
 STEPS_PER_EPOCH = 4000
 HIDDEN = (64, 32)
@@ -193,14 +195,6 @@ def raw_steps_per_second(steps: int, seed: int) -> float:
     return steps / seconds
 
 
-def read_progress(path: str) -> dict[str, list[float]]:
-    """progress.txt's columns (tab-separated, header row) as lists of floats."""
-    with open(path) as f:
-        header = f.readline().rstrip("\n").split("\t")
-        rows = [line.rstrip("\n").split("\t") for line in f if line.strip()]
-    return {name: [float(row[i]) for row in rows] for i, name in enumerate(header)}
-
-
 def find_progress(root: str) -> str:
     for folder, _, files in os.walk(root):
         if "progress.txt" in files:
@@ -247,12 +241,12 @@ def run_once(trainer: str, args: argparse.Namespace, workdir: str, index: int) -
             tail = log.read()[-3000:]
         raise RuntimeError(f"{trainer} exited {result.returncode}:\n{tail}")
     progress = read_progress(find_progress(out_dir))
-    times = progress["Time"]
+    times = progress["Time"].tolist()
     if len(times) != epochs:
         raise RuntimeError(f"{trainer}: {len(times)} progress rows, expected {epochs}")
     w = args.warmup
     diffs = [b - a for a, b in zip(times[w - 1:-1], times[w:])]
-    returns = progress.get("AverageEpRet", [])
+    returns = progress["AverageEpRet"].tolist() if "AverageEpRet" in progress else []
     with open(log_path) as log:
         log_text = log.read()
     threads = re.search(r"torch threads: (\d+)", log_text)
