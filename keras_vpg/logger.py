@@ -174,7 +174,7 @@ class EpochLogger:
         """Write ``config.json`` (every argument of the run)."""
         if not self.is_writer:
             return
-        config = json_value(dict(config, exp_name=self.exp_name))
+        config = json_value(dict(config, exp_name=self.exp_name, versions=run_versions()))
         text = json.dumps(config, indent=2, sort_keys=True)
         atomic_write(self.output_dir / "config.json", lambda p: Path(p).write_text(text))
 
@@ -313,3 +313,42 @@ class ProgressBar(keras.callbacks.Callback):
         logs = logs or {}
         values = [(k, logs[k]) for k in self.keys if k in logs]
         self.progbar.update(self.target, values=values, finalize=True)
+
+
+def run_versions() -> dict[str, str | None]:
+    """Which code made a run: keras-vpg's version and git commit (when imported from a
+    checkout; ``+dirty`` with uncommitted changes), Python and the libraries whose
+    numbers a run depends on (``None``: not installed)."""
+    import importlib.metadata
+    import platform
+    import subprocess
+
+    from keras_vpg import __version__
+
+    def version(name: str) -> str | None:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    package_dir = Path(__file__).resolve().parent
+    commit = None
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        git = ["git", "-C", str(package_dir)]
+        # Only where this package is a tracked file of the checkout (not a venv inside one).
+        tracked = subprocess.run([*git, "ls-files", "--error-unmatch", "__init__.py"],
+                                 capture_output=True, timeout=10).returncode == 0
+        head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10)
+        if tracked and head.returncode == 0:
+            dirty = subprocess.run([*git, "status", "--porcelain", "--", "."],
+                                   capture_output=True, text=True, timeout=10).stdout.strip()
+            commit = head.stdout.strip() + ("+dirty" if dirty else "")
+    backend = keras.backend.backend()
+    return {
+        "keras_vpg": __version__, "git_commit": commit, "python": platform.python_version(),
+        "keras": keras.__version__,
+        backend: version({"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+                         .get(backend, backend)) or version(f"{backend}-cpu"),
+        "numpy": np.__version__, "gymnasium": version("gymnasium"), "mujoco": version("mujoco"),
+    }

@@ -58,6 +58,12 @@ def test_fit_history_progress_config_and_checkpoints(tmp_path, tiny_vpg_kwargs):
     assert config["backend"] == keras.backend.backend() and config["num_procs"] == 1
     assert config["ac_kwargs"]["activation"] == "tanh"
     assert json.loads(config["env_spec"])["id"] == "CartPole-v1"
+    # Which code made the run (#23): versions of keras-vpg, Keras, the backend, gymnasium.
+    versions = config["versions"]
+    assert versions["keras_vpg"] == keras_vpg.__version__
+    assert versions["keras"] == keras.__version__ and versions["gymnasium"] == gym.__version__
+    assert versions[keras.backend.backend()]
+    assert versions["git_commit"] is None or len(versions["git_commit"].split("+")[0]) == 40
     assert (run / "model_1.keras").exists() and (run / "model_2.keras").exists()
     assert not (run / "model_0.keras").exists()
 
