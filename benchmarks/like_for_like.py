@@ -1,0 +1,200 @@
+"""Spinning Up's own VPG run here beside keras-vpg, and one evaluator for both (issue #23).
+
+Three subcommands:
+
+``spinup ENV --seed S --steps N --out RUN_DIR``
+    Trains Spinning Up's PyTorch ``vpg`` (imported unchanged from a checkout,
+    ``--spinup-dir``, through the old-``gym`` shims of ``spinningup_timing.py``) with
+    its benchmark settings: hidden (64, 32), tanh, 4000 steps per epoch, every other
+    argument at its default, one process, one torch thread. ``RUN_DIR`` receives its
+    ``progress.txt``, ``config.json`` and ``pyt_save/model.pt``.
+
+``evaluate RUN_DIR [RUN_DIR ...]``
+    Scores each run's final policy with the same code, whichever library trained it
+    (a keras-vpg run holds ``model.keras``, a Spinning Up run ``pyt_save/model.pt``):
+    the env of the run (same id, so the same version), ``--episodes`` episodes
+    (default 100), deterministic actions (the mean of the Gaussian, the most likely
+    Discrete action), clipped to the action Box as MuJoCo applies them, episodes never
+    cut short but by the env's own time limit. ``--envs`` envs step together, env i
+    reset once with seed ``--seed + i`` and running a fixed share of the episodes.
+    Writes ``RUN_DIR/eval.json`` (every episode's return, their mean and std).
+
+``table EXP_DIR [EXP_DIR ...]``
+    Prints, per experiment folder, each seed's evaluation score, the mean and the
+    sample standard deviation (ddof=1).
+
+Why an evaluator: the two libraries' training returns measure different things.
+keras-vpg clips actions to the Box before ``env.step`` (gymnasium's control cost is
+then charged on the action the robot really gets) and carries episodes across epoch
+boundaries; Spinning Up sends the raw Gaussian sample (the cost is charged on it,
+although MuJoCo clamps the control) and drops the episode the epoch end cuts. Scoring
+both final policies here removes both differences.
+
+Getting Spinning Up: see ``spinningup_timing.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import spinningup_timing  # noqa: E402  (the shims)
+
+STEPS_PER_EPOCH = 4000
+HIDDEN = (64, 32)
+
+
+def train_spinup(spinup_dir: str, env_id: str, seed: int, steps: int, out: str) -> None:
+    """Spinning Up's PyTorch VPG with its benchmark settings, logging to ``out``."""
+    spinningup_timing.install_spinup_shims(spinup_dir, seed)
+    import gym  # the shim
+    import torch
+    from spinup.algos.pytorch.vpg import core
+    from spinup.algos.pytorch.vpg.vpg import vpg
+
+    torch.set_num_threads(1)  # one core per run, as keras-vpg's runs beside it
+    vpg(lambda: gym.make(env_id), actor_critic=core.MLPActorCritic,
+        ac_kwargs=dict(hidden_sizes=HIDDEN, activation=torch.nn.Tanh), seed=seed,
+        steps_per_epoch=STEPS_PER_EPOCH, epochs=steps // STEPS_PER_EPOCH,
+        logger_kwargs=dict(output_dir=out, exp_name=Path(out).parent.name))
+
+
+def load_deterministic_policy(run_dir: Path, spinup_dir: str | None
+                              ) -> Callable[[np.ndarray], np.ndarray]:
+    """``obs batch -> action batch`` of a run's final policy, its deterministic action."""
+    if (run_dir / "model.keras").exists():
+        import keras
+
+        import keras_vpg
+
+        keras_vpg.MLPActorCritic  # noqa: B018  (registers the classes the .keras names)
+
+        ac = keras.saving.load_model(run_dir / "model.keras")
+        return lambda obs: np.asarray(ac.act(obs, deterministic=True))
+    model_pt = run_dir / "pyt_save" / "model.pt"
+    if model_pt.exists():
+        if not spinup_dir:
+            raise SystemExit(f"{run_dir} is a Spinning Up run: give --spinup-dir")
+        spinningup_timing.install_spinup_shims(spinup_dir, 0)
+        import torch
+
+        ac = torch.load(model_pt, weights_only=False)
+
+        def act(obs: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                x = torch.as_tensor(obs, dtype=torch.float32)
+                if hasattr(ac.pi, "mu_net"):  # Gaussian: its mean
+                    return ac.pi.mu_net(x).numpy()
+                return ac.pi.logits_net(x).argmax(-1).numpy()  # Categorical: its mode
+        return act
+    raise SystemExit(f"{run_dir}: no model.keras and no pyt_save/model.pt")
+
+
+def evaluate(policy: Callable[[np.ndarray], np.ndarray], env_id: str, episodes: int,
+             num_envs: int, seed: int) -> list[float]:
+    """Undiscounted returns of ``episodes`` episodes, env i running a fixed share."""
+    import gymnasium as gym
+
+    envs = [gym.make(env_id) for _ in range(num_envs)]
+    space = envs[0].action_space
+    to_env = ((lambda a: np.clip(a, space.low, space.high))
+              if isinstance(space, gym.spaces.Box) else (lambda a: a))
+    quota = [(episodes + i) // num_envs for i in range(num_envs)]
+    obs = [env.reset(seed=seed + i)[0] for i, env in enumerate(envs)]
+    ep_ret = [0.0] * num_envs
+    returns: list[list[float]] = [[] for _ in range(num_envs)]
+    active = [i for i in range(num_envs) if quota[i] > 0]
+    while active:
+        actions = policy(np.asarray([obs[i] for i in active], dtype=np.float32))
+        for i, action in zip(list(active), actions):
+            obs[i], reward, terminated, truncated, _ = envs[i].step(to_env(action))
+            ep_ret[i] += float(reward)
+            if terminated or truncated:
+                returns[i].append(ep_ret[i])
+                ep_ret[i] = 0.0
+                if len(returns[i]) == quota[i]:
+                    active.remove(i)
+                else:
+                    obs[i] = envs[i].reset()[0]
+    for env in envs:
+        env.close()
+    return [r for env_returns in returns for r in env_returns]
+
+
+def run_env_id(run_dir: Path) -> str:
+    config = json.loads((run_dir / "config.json").read_text())
+    if "env_spec" in config:  # keras-vpg
+        return json.loads(config["env_spec"])["id"]
+    return config["env_id"]  # written by `spinup` below
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    spinup = sub.add_parser("spinup", help="train Spinning Up's vpg")
+    spinup.add_argument("env")
+    spinup.add_argument("--seed", type=int, required=True)
+    spinup.add_argument("--steps", type=int, required=True)
+    spinup.add_argument("--out", required=True, help="the run directory")
+    spinup.add_argument("--spinup-dir", required=True)
+    ev = sub.add_parser("evaluate", help="score final policies, write RUN_DIR/eval.json")
+    ev.add_argument("run_dirs", nargs="+")
+    ev.add_argument("--episodes", type=int, default=100)
+    ev.add_argument("--envs", type=int, default=10)
+    ev.add_argument("--seed", type=int, default=10_000)
+    ev.add_argument("--spinup-dir")
+    table = sub.add_parser("table", help="evaluation scores per experiment folder")
+    table.add_argument("exp_dirs", nargs="+")
+    args = parser.parse_args(argv)
+
+    if args.command == "spinup":
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        train_spinup(args.spinup_dir, args.env, args.seed, args.steps, str(out))
+        # Spinning Up's config.json names the env only inside a lambda: add its id.
+        config = json.loads((out / "config.json").read_text())
+        config.update(env_id=args.env, spinningup_commit=spinningup_timing.spinup_commit(
+            args.spinup_dir, "/work/.mirror/openai+spinningup/repo"))
+        write_json(out / "config.json", config)
+    elif args.command == "evaluate":
+        for run_dir in map(Path, args.run_dirs):
+            env_id = run_env_id(run_dir)
+            returns = evaluate(load_deterministic_policy(run_dir, args.spinup_dir), env_id,
+                               args.episodes, args.envs, args.seed)
+            result = dict(env=env_id, episodes=len(returns), deterministic=True,
+                          clipped_to_box=True, seed=args.seed,
+                          mean=float(np.mean(returns)), std=float(np.std(returns, ddof=1)),
+                          returns=returns)
+            write_json(run_dir / "eval.json", result)
+            print(f"{run_dir}: {result['mean']:.1f} +- {result['std']:.1f} "
+                  f"over {len(returns)} episodes", flush=True)
+    else:
+        for exp_dir in map(Path, args.exp_dirs):
+            scores = {p.parent.name: json.loads(p.read_text())["mean"]
+                      for p in sorted(exp_dir.glob("*/eval.json"))}
+            if not scores:
+                continue
+            values = list(scores.values())
+            std = statistics.stdev(values) if len(values) > 1 else float("nan")
+            per_seed = ", ".join(f"{v:.0f}" for v in values)
+            print(f"| {exp_dir.name} | {statistics.mean(values):.0f} +- {std:.0f} "
+                  f"| {per_seed} | {len(values)} |")
+
+
+if __name__ == "__main__":
+    main()
