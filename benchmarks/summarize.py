@@ -1,112 +1,112 @@
-"""Summarize learning benchmark runs (``benchmarks/mujoco.sh``) as a Markdown table.
+"""Summarize learning runs (``benchmarks/mujoco.sh``, ``benchmarks/like_for_like.sh``) as Markdown.
 
     python benchmarks/summarize.py [DATA_DIR ...]      # default: benchmarks/results
     python benchmarks/summarize.py --steps 1000000     # every run cut at 1M env steps
 
-One row per experiment directory (``<env>_<suffix>/<env>_<suffix>_s<seed>/progress.txt``):
-the settings (from the suffix: ``vpg`` is Spinning Up's, ``tuned``, ``vpg_cpu2`` two MPI
-ranks, ...), steps reached, seeds, the final return (per seed the mean ``AverageEpRet`` of the last
-10 epochs; then mean ± std over seeds), Spinning Up's PyTorch VPG figure at 3M steps
-where it published one, the ratio, wall time per run and env steps per second, and the
-wall-clock time until the run's 10-epoch moving average first reaches Spinning Up's figure.
-``--steps N`` drops the epochs after N env steps first, so runs of different lengths
-(a 3M-step run and a 1M-step one) are compared at the same budget.
-Reads only the text files; needs numpy.
+Two tables, one row per experiment directory (``<env>_<suffix>/<env>_<suffix>_s<seed>/``):
+
+1. Training returns (``progress.txt``): per seed the mean ``AverageEpRet`` of its last 10
+   epochs; their mean and sample standard deviation (ddof=1) over seeds, and every seed's
+   value; the env steps after which the 10-epoch moving average reached Spinning Up's
+   published figure *and stayed at or above it to the end of the run* (per seed; "-":
+   not reached, or not held). ``--steps N`` first drops the epochs after N env steps,
+   so runs of different lengths are compared at one budget. The two libraries' training
+   returns measure different things (see ``like_for_like.py``): compare them as curves.
+2. Evaluation scores (``eval.json`` from ``like_for_like.py evaluate``: each final policy,
+   100 deterministic episodes, actions clipped to the Box, the same code for both
+   libraries): mean and sample std over seeds of each seed's mean score, every seed's
+   score, and keras-vpg's ratio to Spinning Up run here. Spinning Up's published figures
+   (its benchmark page: gym v3 envs, 10 seeds, read off its plots) are a reference
+   column, not a denominator.
+
+Wall times are left out: most runs shared the machine with others (see
+``spinningup_timing.py`` for timings taken side by side).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
+import json
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
 
-#: Spinning Up's benchmark page, PyTorch VPG, average return at 3M steps.
-SPINNING_UP_VPG = {
-    "HalfCheetah": 632.0,
-    "Hopper": 815.0,
-    "Walker2d": 471.0,
-    "Swimmer": 52.0,
-    "Ant": 8.0,
-}
+from keras_vpg.plot import read_progress  # numpy only: no Keras
+
+#: Spinning Up's benchmark page, PyTorch VPG, average return at 3M steps (v3 envs).
+SPINNING_UP_VPG = {"HalfCheetah": 632.0, "Hopper": 815.0, "Walker2d": 471.0, "Swimmer": 52.0,
+                   "Ant": 8.0}
 LAST_EPOCHS = 10
-
-
-def read_progress(path: Path) -> dict[str, np.ndarray]:
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f, delimiter="\t"))
-    return {key: np.array([float(row[key] or "nan") for row in rows]) for key in rows[0]}
-
-
-def moving_average(x: np.ndarray, window: int) -> np.ndarray:
-    out = np.full_like(x, np.nan)
-    for i in range(window - 1, len(x)):
-        out[i] = np.nanmean(x[i - window + 1 : i + 1])
-    return out
-
-
 #: Table order: Spinning Up's MuJoCo benchmarks first, then the rest by name.
 ENV_ORDER = ["HalfCheetah", "Hopper", "Walker2d", "Swimmer", "Ant"]
-
-#: What an experiment-name suffix stands for (``benchmarks/mujoco.sh``'s SUFFIX).
+#: What an experiment-name suffix stands for.
 SETTINGS = {
-    "vpg": "Spinning Up's",
-    "vpg_cpu2": "Spinning Up's, --cpu 2",
-    "tuned": "tuned",
+    "spinup": "Spinning Up's vpg, run here",
+    "vpg": "keras-vpg, Spinning Up's settings",
+    "vpg1m": "keras-vpg, Spinning Up's settings",
+    "vpg_cpu2": "keras-vpg, Spinning Up's settings, --cpu 2",
+    "tuned": "keras-vpg tuned (tuning seeds)",
+    "tuned_holdout": "keras-vpg tuned (new seeds)",
 }
 
 
-def summarize(exp_dir: Path, max_steps: float = np.inf) -> dict | None:
-    """One table row for ``exp_dir`` (its runs cut after ``max_steps`` env steps)."""
-    # Only <exp>_s<seed>: not the <run>_old_<time> copies a reused run directory leaves.
-    runs = sorted(p for p in exp_dir.glob("*_s*/progress.txt")
-                  if re.fullmatch(r".*_s\d+", p.parent.name))
-    if not runs:
-        return None
+def runs_of(exp_dir: Path) -> list[Path]:
+    """The run directories ``<exp>_s<seed>`` (not ``<run>_old_<time>`` copies), by seed."""
+    runs = [p for p in exp_dir.glob("*_s*") if re.fullmatch(r".*_s\d+", p.name)]
+    return sorted(runs, key=lambda p: int(p.name.rsplit("_s", 1)[1]))
+
+
+def steps_to_hold(steps: np.ndarray, returns: np.ndarray, level: float) -> float:
+    """Env steps after which the 10-epoch moving average is >= ``level`` to the end."""
+    window = np.ones(LAST_EPOCHS) / LAST_EPOCHS
+    average = np.convolve(returns, window, mode="valid")  # average[i] ends at epoch i+9
+    below = np.nonzero(average < level)[0]
+    first = 0 if len(below) == 0 else below[-1] + 1
+    return float(steps[first + LAST_EPOCHS - 1]) if first < len(average) else np.nan
+
+
+def mean_sd(values: list[float]) -> str:
+    sd = np.std(values, ddof=1) if len(values) > 1 else np.nan
+    return f"{np.mean(values):.0f} ± {sd:.0f}" if len(values) > 1 else f"{values[0]:.0f}"
+
+
+def training_row(exp_dir: Path, max_steps: float) -> dict | None:
     env_id, _, suffix = exp_dir.name.partition("_")
-    env_name = env_id.split("-v")[0]
-    reference = SPINNING_UP_VPG.get(env_name)
-    finals, seconds, steps, rates, to_reference = [], [], [], [], []
-    for path in runs:
-        progress = read_progress(path)
-        kept = progress["TotalEnvInteracts"] <= max_steps
-        progress = {key: column[kept] for key, column in progress.items()}
-        if len(progress["AverageEpRet"]) == 0:
+    reference = SPINNING_UP_VPG.get(env_id.split("-v")[0])
+    finals, held, steps = [], [], []
+    for run in runs_of(exp_dir):
+        if not (run / "progress.txt").exists():
             continue
-        finals.append(np.nanmean(progress["AverageEpRet"][-LAST_EPOCHS:]))
-        seconds.append(progress["Time"][-1])
-        steps.append(progress["TotalEnvInteracts"][-1])
-        rates.append(steps[-1] / seconds[-1])
+        progress = read_progress(run / "progress.txt")
+        kept = progress["TotalEnvInteracts"] <= max_steps
+        returns, interacts = progress["AverageEpRet"][kept], progress["TotalEnvInteracts"][kept]
+        if len(returns) < LAST_EPOCHS:
+            continue
+        finals.append(float(np.nanmean(returns[-LAST_EPOCHS:])))
+        steps.append(int(interacts[-1]))
         if reference is not None:
-            smooth = moving_average(progress["AverageEpRet"], LAST_EPOCHS)
-            reached = np.nonzero(smooth >= reference)[0]
-            to_reference.append(progress["Time"][reached[0]] if len(reached) else np.nan)
+            held.append(steps_to_hold(interacts, returns, reference))
     if not finals:
         return None
-    finals = np.array(finals)
-    return {
-        "experiment": exp_dir.name,
-        "env": env_id,
-        "settings": SETTINGS.get(suffix, suffix),
-        "steps": int(min(steps)),
-        "seeds": len(finals),
-        "final": f"{finals.mean():.1f} ± {finals.std():.1f}",
-        "final_mean": float(finals.mean()),
-        "spinning_up": "" if reference is None else f"{reference:g}",
-        # A ratio of a negative return to a positive figure means nothing: say "below".
-        "ratio": "" if reference is None else (
-            f"{finals.mean() / reference:.2f}" if finals.mean() > 0 else "below"),
-        "minutes": f"{np.mean(seconds) / 60:.1f}",
-        "steps_per_s": f"{np.mean(rates):.0f}",
-        "minutes_to_spinning_up": (
-            "" if not to_reference else
-            f"{np.nanmean(to_reference) / 60:.1f} ({np.sum(np.isfinite(to_reference))}"
-            f"/{len(to_reference)} seeds)"
-            if np.any(np.isfinite(to_reference)) else f"not reached (0/{len(to_reference)})"
-        ),
-    }
+    return dict(env=env_id, settings=SETTINGS.get(suffix, suffix), steps=min(steps),
+                seeds=len(finals), final=mean_sd(finals),
+                per_seed=", ".join(f"{v:.0f}" for v in finals),
+                reference="" if reference is None else f"{reference:g}",
+                held=", ".join("-" if np.isnan(s) else f"{s / 1e6:.2f}M" for s in held))
+
+
+def eval_scores(exp_dir: Path) -> list[float]:
+    return [json.loads((run / "eval.json").read_text())["mean"] for run in runs_of(exp_dir)
+            if (run / "eval.json").exists()]
+
+
+def order(env: str, settings: str) -> tuple:
+    name = env.split("-v")[0]
+    known = list(SETTINGS.values())
+    return (ENV_ORDER.index(name) if name in ENV_ORDER else len(ENV_ORDER), env,
+            known.index(settings) if settings in known else len(known), settings)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -116,28 +116,38 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=float, default=np.inf,
                         help="cut every run after this many env steps")
     args = parser.parse_args(argv)
-    rows = [r for root in args.data_dirs for d in sorted(root.iterdir()) if d.is_dir()
-            if (r := summarize(d, args.steps)) is not None]
-    settings = list(SETTINGS.values())
+    exp_dirs = [d for root in args.data_dirs for d in sorted(root.iterdir()) if d.is_dir()]
 
-    def order(row: dict) -> tuple:
-        name = row["env"].split("-v")[0]
-        known = settings.index(row["settings"]) if row["settings"] in settings else len(settings)
-        return (ENV_ORDER.index(name) if name in ENV_ORDER else len(ENV_ORDER), row["env"],
-                known, row["settings"])
-
-    rows.sort(key=order)
-    header = ("| env | settings | env steps | seeds | final AverageEpRet (mean ± std over "
-              "seeds of each run's last 10 epochs) | Spinning Up VPG (PyTorch, 3M) | ratio "
-              "| wall time per run (min) | steps/s per run "
-              "| minutes to Spinning Up's 3M return |")
-    print(header)
-    print("|---" * 10 + "|")
+    rows = [r for d in exp_dirs if (r := training_row(d, args.steps)) is not None]
+    rows.sort(key=lambda r: order(r["env"], r["settings"]))
+    print("| env | settings | env steps | seeds | training return, last 10 epochs "
+          "(mean ± sd) | per seed | Spinning Up's published figure | env steps to reach "
+          "and hold it (per seed) |")
+    print("|---" * 8 + "|")
     for r in rows:
-        print(f"| {r['env']} | {r['settings']} | {r['steps']:,} | {r['seeds']} | {r['final']} | "
-              f"{r['spinning_up']} | {r['ratio']} | {r['minutes']} | {r['steps_per_s']} | "
-              f"{r['minutes_to_spinning_up']} |")
+        print(f"| {r['env']} | {r['settings']} | {r['steps']:,} | {r['seeds']} | {r['final']} "
+              f"| {r['per_seed']} | {r['reference']} | {r['held']} |")
+
+    evaluated = {}
+    for d in exp_dirs:
+        env_id, _, suffix = d.name.partition("_")
+        if scores := eval_scores(d):
+            evaluated[env_id, suffix] = scores
+    if not evaluated:
+        return
+    print("\n| env | trainer | seeds | evaluation score (mean ± sd over seeds) | per seed "
+          "| ratio to Spinning Up run here | Spinning Up's published figure |")
+    print("|---" * 7 + "|")
+    for (env_id, suffix), scores in sorted(
+            evaluated.items(), key=lambda kv: order(kv[0][0], SETTINGS.get(kv[0][1], ""))):
+        spinup = evaluated.get((env_id, "spinup"))
+        ratio = ("" if suffix == "spinup" or not spinup else
+                 f"{np.mean(scores) / np.mean(spinup):.2f}" if np.mean(spinup) > 0 else
+                 "(Spinning Up's score is not positive)")
+        reference = SPINNING_UP_VPG.get(env_id.split("-v")[0], "")
+        print(f"| {env_id} | {SETTINGS.get(suffix, suffix)} | {len(scores)} | {mean_sd(scores)} "
+              f"| {', '.join(f'{s:.0f}' for s in scores)} | {ratio} | {reference} |")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
