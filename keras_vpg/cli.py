@@ -681,6 +681,45 @@ COMMANDS = {
 }
 
 
+def version_text() -> str:
+    """What ``keras-vpg --version`` prints: keras-vpg's version and what a bug report needs.
+
+    Read from the installed distributions' metadata: nothing is imported (no Keras).
+    """
+    import importlib.metadata
+    import platform
+
+    from keras_vpg._backend import BackendNotInstalled, resolve_backend
+
+    def version(*names: str) -> str:
+        for name in names:
+            try:
+                return importlib.metadata.version(name)
+            except importlib.metadata.PackageNotFoundError:
+                continue
+        return "not installed"
+
+    backends = {"tensorflow": version("tensorflow", "tensorflow-cpu"),
+                "jax": version("jax"), "torch": version("torch")}
+    try:
+        choice = resolve_backend()
+        in_use = f"{choice.backend} (from {choice.source})"
+    except BackendNotInstalled as error:
+        in_use = f"none ({error})"
+    lines = [
+        f"keras-vpg {__version__}",
+        f"Python {platform.python_version()} ({platform.system()} {platform.machine()})",
+        f"Keras {version('keras')}",
+        *(f"{name} {value}" for name, value in backends.items()),
+        f"backend: {in_use}",
+        f"gymnasium {version('gymnasium')}",
+        f"MuJoCo {version('mujoco')}",
+        f"numpy {version('numpy')}",
+        f"mpi4py {version('mpi4py')}",
+    ]
+    return "\n".join(lines)
+
+
 def build_parser(train_defaults: dict[str, Any] | None = None) -> argparse.ArgumentParser:
     """The ``keras-vpg`` parser and its subcommands (``train_defaults``: see ``--config``)."""
     parser = argparse.ArgumentParser(
@@ -688,7 +727,9 @@ def build_parser(train_defaults: dict[str, Any] | None = None) -> argparse.Argum
         description="Vanilla Policy Gradient (GAE-Lambda) on Keras 3: TensorFlow, JAX, PyTorch.",
         epilog="Run `keras-vpg COMMAND --help` for a command's options.",
     )
-    parser.add_argument("--version", action="version", version=f"keras-vpg {__version__}")
+    parser.add_argument("--version", action="version", version=version_text(),
+                        help="show keras-vpg's version and those of Keras, the installed "
+                             "backends, gymnasium and MuJoCo, then exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_, add_arguments, uses_keras, summary, example) in COMMANDS.items():
         sub = commands.add_parser(
