@@ -249,6 +249,17 @@ def train_run(env_id: str, epochs: int, verbose: int = 1, tensorboard: bool = Fa
         agent.close()
 
 
+def _check_tensorboard(args: argparse.Namespace) -> None:
+    """``--tensorboard`` without a usable writer: one line naming the extra, before training."""
+    if not args.tensorboard:
+        return
+    from keras_vpg.callbacks import tensorboard_missing
+
+    missing = tensorboard_missing()
+    if missing:
+        raise CLIError(f"--tensorboard: {missing}")
+
+
 def _check_hyperparameters(kwargs: dict[str, Any]) -> None:
     """Validate VPG keyword arguments with :class:`keras_vpg.config.VPGConfig` (no Keras)."""
     names = {f.name for f in dataclasses.fields(config.VPGConfig)}
@@ -269,6 +280,7 @@ def _resume(args: argparse.Namespace) -> None:
     if args.backend is None:
         args.backend = saved.get("backend")
     _select_backend(args)
+    _check_tensorboard(args)
     from keras_vpg import mpi
 
     cpu = args.cpu if _given(args, "--cpu") else saved.get("cpu", 1)
@@ -331,6 +343,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     if mpi.num_procs() == 1:
         _check_env_id(args.env)  # once, before launching ranks
+        _check_tensorboard(args)
     variants = grid_variants(args)
     runs = [(variant, seed) for variant in variants for seed in args.seed]
     for variant, seed in runs:  # bad values: one line now, before any backend loads
