@@ -27,7 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from keras_vpg import __version__, config
-from keras_vpg._backend import BACKENDS, BackendNotInstalled, ensure_backend, install_hint
+from keras_vpg._backend import (
+    BACKENDS,
+    BackendNotInstalled,
+    apply_backend,
+    install_hint,
+    keras_json_backend,
+    quiet_tensorflow_startup,
+)
 
 #: Environment variable: when set (to anything but 0), user errors show their traceback.
 DEBUG_ENV = "KERAS_VPG_DEBUG"
@@ -225,6 +232,7 @@ def train_run(env_id: str, epochs: int, verbose: int = 1, tensorboard: bool = Fa
     ``RUN_DIR/tensorboard``; ``--eval-freq`` an :class:`keras_vpg.EvalCallback` on a
     separate env saving ``RUN_DIR/best_model.keras``. Returns the ``History``.
     """
+    quiet_tensorflow_startup()  # also in a grid's child process
     import gymnasium as gym
 
     import keras_vpg
@@ -363,8 +371,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     for _, seed in runs:
         run_dir = run_dir_of(args, seed)
         if rank0:
-            print(f"keras-vpg: training {args.env} seed {seed} on {keras.backend.backend()} "
-                  f"({mpi.num_procs()} process(es)) -> {run_dir}", flush=True)
+            print(f"keras-vpg: training {args.env} seed {seed} on {keras.backend.backend()}"
+                  f"{getattr(args, 'backend_note', '')} ({mpi.num_procs()} process(es)) "
+                  f"-> {run_dir}", flush=True)
         start = time.perf_counter()
         history = train_run(**_train_options(args), verbose=args.verbose, **vpg_kwargs(args, seed))
         summaries.append(_run_summary(run_dir, history.history, time.perf_counter() - start))
@@ -669,12 +678,21 @@ def _check_run_dir(run_dir: str) -> Path:
 
 
 def _select_backend(args: argparse.Namespace) -> None:
-    """Fix the Keras backend (before Keras's import); a missing one is a :class:`CLIError`."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
+    """Fix the Keras backend (before Keras's import); a missing one is a :class:`CLIError`.
+
+    A fallback from an uninstalled configured backend is said by ``train`` in its
+    first line (``args.backend_note``), not on stderr by every command.
+    """
+    quiet_tensorflow_startup()
     try:
-        ensure_backend(getattr(args, "backend", None))
+        choice = apply_backend(getattr(args, "backend", None))
     except (BackendNotInstalled, RuntimeError) as error:
         raise CLIError(str(error)) from error
+    configured = keras_json_backend()
+    args.backend_note = ""
+    if choice.source == "fallback":
+        args.backend_note = (f" (keras.json's {configured} is not installed)" if configured
+                             else " (Keras's default, tensorflow, is not installed)")
 
 
 COMMANDS = {
