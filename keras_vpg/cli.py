@@ -129,7 +129,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="runs are written to DATA_DIR/EXP_NAME/EXP_NAME_sSEED")
     # Every VPG hyperparameter's flag, help and default from its one definition.
     config.add_arguments(parser, grid=[*GRID_FLAGS, "seed"], exclude=("epochs",))
-    parser.add_argument("--tensorboard", action="store_true",
+    parser.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=False,
                         help="write every progress.txt column to RUN_DIR/tensorboard "
                              "(x axis: TotalEnvInteracts)")
     parser.add_argument("--eval-freq", type=_int_at_least(0), default=0,
@@ -250,11 +250,19 @@ def train_run(env_id: str, epochs: int, verbose: int = 1, tensorboard: bool = Fa
         agent = keras_vpg.VPG(lambda: gym.make(env_id), **vpg_kwargs)
     except (ValueError, TypeError) as error:
         raise CLIError(str(error)) from error
+    # What --config and --resume need beyond VPG's arguments (fit records the epochs).
+    agent.logger.update_config(**callback_settings(tensorboard, eval_freq, eval_episodes))
     try:
         return agent.fit(epochs=epochs, callbacks=callbacks,
                          verbose=verbose if mpi.proc_id() == 0 else 0)
     finally:
         agent.close()
+
+
+def callback_settings(tensorboard: bool, eval_freq: int, eval_episodes: int) -> dict[str, Any]:
+    """The ``train`` callbacks' settings, as config.json records them for ``--config``."""
+    return dict(tensorboard=bool(tensorboard), eval_freq=int(eval_freq),
+                eval_episodes=int(eval_episodes))
 
 
 def _check_tensorboard(args: argparse.Namespace) -> None:
@@ -287,6 +295,10 @@ def _resume(args: argparse.Namespace) -> None:
     saved = config_defaults(str(run_dir))
     if args.backend is None:
         args.backend = saved.get("backend")
+    for flag in ("--tensorboard", "--eval-freq", "--eval-episodes"):  # the run's callbacks
+        name = flag[2:].replace("-", "_")
+        if name in saved and not _given(args, flag) and not _given(args, "--no-" + flag[2:]):
+            setattr(args, name, saved[name])
     _select_backend(args)
     _check_tensorboard(args)
     from keras_vpg import mpi
@@ -320,6 +332,8 @@ def _resume(args: argparse.Namespace) -> None:
                            callbacks=callbacks, verbose=args.verbose if rank0 else 0)
     except (FileNotFoundError, ValueError, TypeError) as error:
         raise CLIError(str(error)) from error
+    agent.logger.update_config(**callback_settings(args.tensorboard, args.eval_freq,
+                                                   args.eval_episodes))
     try:
         if rank0:
             print(_run_summary(run_dir, {
@@ -439,7 +453,8 @@ def config_defaults(path: str) -> dict[str, Any]:
                 raise CLIError(f"{name} in {str(file)!r} is a schedule; rerun it from Python "
                                "with keras_vpg.load_config")
             defaults[name] = [value]
-    for name in ("save_freq", "vector_mode", "normalize_obs", "keep_checkpoints", "epochs"):
+    for name in ("save_freq", "vector_mode", "normalize_obs", "keep_checkpoints", "epochs",
+                 "tensorboard", "eval_freq", "eval_episodes"):
         if config.get(name) is not None:
             defaults[name] = config[name]
     if "seed" in config:

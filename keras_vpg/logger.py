@@ -171,11 +171,34 @@ class EpochLogger:
         self._write_progress()
 
     def save_config(self, config: dict[str, Any]) -> None:
-        """Write ``config.json`` (every argument of the run)."""
+        """Write ``config.json`` (every argument of the run).
+
+        A resumed run keeps the entries recorded after construction (``epochs``,
+        the command line's ``tensorboard`` and ``eval_*``, see :meth:`update_config`).
+        """
         if not self.is_writer:
             return
-        config = json_value(dict(config, exp_name=self.exp_name, versions=run_versions()))
-        text = json.dumps(config, indent=2, sort_keys=True)
+        config = dict(config, exp_name=self.exp_name, versions=run_versions())
+        if self.resumed:
+            config = {**self._read_config(), **config}
+        self._write_config(config)
+
+    def update_config(self, **entries: Any) -> None:
+        """Add ``entries`` to ``config.json``: what ``--config`` needs beyond the
+        constructor's arguments (the run's ``epochs``, its callbacks' settings)."""
+        if not self.is_writer:
+            return
+        self._write_config({**self._read_config(), **entries})
+
+    def _read_config(self) -> dict[str, Any]:
+        try:
+            config = json.loads((self.output_dir / "config.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return config if isinstance(config, dict) else {}
+
+    def _write_config(self, config: dict[str, Any]) -> None:
+        text = json.dumps(json_value(config), indent=2, sort_keys=True)
         atomic_write(self.output_dir / "config.json", lambda p: Path(p).write_text(text))
 
     def dump_tabular(self, row: dict[str, float]) -> None:

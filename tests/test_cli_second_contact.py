@@ -44,3 +44,45 @@ def test_train_on_jax_leaves_stderr_empty_with_tensorflow_installed(tmp_path):
     result = keras_vpg("train", "--backend", "jax", *TINY, "--epochs", "1", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stderr == ""
+
+
+def read_progress(path: Path) -> list[dict[str, str]]:
+    lines = path.read_text().splitlines()
+    header = lines[0].split("\t")
+    return [dict(zip(header, line.split("\t"))) for line in lines[1:]]
+
+
+def scalar_steps(log_dir: Path, tag: str) -> list[int]:
+    """The steps of ``tag`` in the event files under ``log_dir`` (tensorboard's reader)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    steps = []
+    for events in sorted(log_dir.glob("events.out.tfevents.*")):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        tags = accumulator.Tags()
+        found = ([e.step for e in accumulator.Scalars(tag)] if tag in tags["scalars"] else
+                 [e.step for e in accumulator.Tensors(tag)] if tag in tags["tensors"] else [])
+        steps += found
+    return sorted(steps)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None,
+                    reason="reads the event files with tensorboard")
+def test_config_json_records_epochs_and_callbacks_and_resume_keeps_them(tmp_path):
+    first = keras_vpg("train", *TINY, "--epochs", "2", "--exp-name", "r", "--save-freq", "1",
+                      "--eval-freq", "1", "--eval-episodes", "2", "--tensorboard", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    run_dir = tmp_path / "data" / "r" / "r_s0"
+    config = json.loads((run_dir / "config.json").read_text())
+    assert (config["epochs"], config["eval_freq"], config["eval_episodes"],
+            config["tensorboard"]) == (2, 1, 2, True)
+
+    resumed = keras_vpg("train", "--resume", str(run_dir), "--epochs", "3", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    rows = read_progress(run_dir / "progress.txt")
+    assert [r["Epoch"] for r in rows] == ["0", "1", "2"]
+    assert all(r["EvalAverageEpRet"] != "nan" for r in rows)  # evaluated after the resume too
+    assert scalar_steps(run_dir / "tensorboard", "AverageEpRet") == [200, 400, 600]
+    config = json.loads((run_dir / "config.json").read_text())
+    assert (config["epochs"], config["eval_freq"], config["tensorboard"]) == (3, 1, True)
