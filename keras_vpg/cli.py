@@ -246,10 +246,20 @@ def train_run(env_id: str, epochs: int, verbose: int = 1, tensorboard: bool = Fa
         callbacks.append(keras_vpg.EvalCallback(
             lambda: gym.make(env_id), eval_freq=eval_freq, n_eval_episodes=eval_episodes,
             best_model_path=str(run_dir / "best_model.keras"), seed=vpg_kwargs["seed"] + 10**6))
-    try:
-        agent = keras_vpg.VPG(lambda: gym.make(env_id), **vpg_kwargs)
-    except (ValueError, TypeError) as error:
-        raise CLIError(str(error)) from error
+    from keras_vpg.logger import RunMovedAside
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RunMovedAside)
+        try:
+            agent = keras_vpg.VPG(lambda: gym.make(env_id), **vpg_kwargs)
+        except (ValueError, TypeError) as error:
+            raise CLIError(str(error)) from error
+    for warning in caught:  # the move of an earlier run is news, not a code warning
+        if issubclass(warning.category, RunMovedAside):
+            print(f"keras-vpg: {warning.message}", flush=True)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename,
+                                 warning.lineno)
     # What --config and --resume need beyond VPG's arguments (fit records the epochs).
     agent.logger.update_config(**callback_settings(tensorboard, eval_freq, eval_episodes))
     try:

@@ -61,18 +61,32 @@ def holds_run(directory: Path) -> bool:
     return any((directory / name).exists() for name in RUN_MARKERS)
 
 
-def move_run_aside(directory: Path) -> Path:
-    """Move everything in ``directory`` to a new sibling ``<name>_old_<timestamp>``.
+#: Where replaced runs go, inside the parent of their run directory (the experiment
+#: folder). Hidden, so that readers that walk an experiment folder (``keras-vpg plot``
+#: skips hidden folders, as shell globs do) never count an old run as a seed; a
+#: sibling ``<exp>_old/`` would still match ``plot data/<exp>`` as a prefix, and
+#: ``plot data`` would group it with the live runs under the same exp_name.
+OLD_RUNS_DIR = ".old"
 
-    Returns the sibling. Nothing is deleted: the directory is renamed (or, when
+
+class RunMovedAside(UserWarning):
+    """A new run found an earlier run in its directory and moved it to ``.old/``."""
+
+
+def move_run_aside(directory: Path) -> Path:
+    """Move everything in ``directory`` to ``<parent>/.old/<name>_<timestamp>``.
+
+    Returns the new place. Nothing is deleted: the directory is renamed (or, when
     that is not possible, e.g. it is the working directory, its entries are
     moved one by one) and ``directory`` is then created empty.
     """
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    target = directory.with_name(f"{directory.name}_old_{stamp}")
+    old_runs = directory.parent / OLD_RUNS_DIR
+    old_runs.mkdir(parents=True, exist_ok=True)
+    target = old_runs / f"{directory.name}_{stamp}"
     suffix = 1
     while target.exists():
-        target = directory.with_name(f"{directory.name}_old_{stamp}_{suffix}")
+        target = old_runs / f"{directory.name}_{stamp}_{suffix}"
         suffix += 1
     try:
         if Path.cwd().resolve().is_relative_to(directory.resolve()):
@@ -108,9 +122,10 @@ class EpochLogger:
     -----
     A new run in a directory that already holds one (``progress.txt``,
     ``config.json``, ``checkpoints/`` or ``model.keras``) first moves the old
-    run's files to a sibling ``<dir>_old_<timestamp>`` named in a warning, so
-    two runs never mix. A resumed run (built inside :func:`resuming`) keeps
-    them and appends to ``progress.txt`` (see :meth:`resume_from`).
+    run's files to ``<parent>/.old/<dir>_<timestamp>`` (see :data:`OLD_RUNS_DIR`),
+    named in a :class:`RunMovedAside` warning, so two runs never mix. A resumed
+    run (built inside :func:`resuming`) keeps them and appends to ``progress.txt``
+    (see :meth:`resume_from`).
     """
 
     def __init__(self, output_dir: str, exp_name: str | None = None):
@@ -126,8 +141,9 @@ class EpochLogger:
             if not self.resumed and self.output_dir.is_dir() and holds_run(self.output_dir):
                 old = move_run_aside(self.output_dir)
                 warnings.warn(
-                    f"{self.output_dir} already held a run: its files were moved to {old} "
+                    f"{self.output_dir} already held a run: moved it to {old} "
                     f"(to continue that run instead: keras-vpg train --resume {old})",
+                    RunMovedAside,
                     stacklevel=4,  # the caller of VPG(...)
                 )
             self.output_dir.mkdir(parents=True, exist_ok=True)

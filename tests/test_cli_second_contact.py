@@ -86,3 +86,19 @@ def test_config_json_records_epochs_and_callbacks_and_resume_keeps_them(tmp_path
     assert scalar_steps(run_dir / "tensorboard", "AverageEpRet") == [200, 400, 600]
     config = json.loads((run_dir / "config.json").read_text())
     assert (config["epochs"], config["eval_freq"], config["tensorboard"]) == (3, 1, True)
+
+
+def test_a_reused_run_name_moves_the_old_run_out_of_the_plot(tmp_path):
+    from keras_vpg.plot import find_runs
+
+    for epochs in ("1", "2"):
+        result = keras_vpg("train", *TINY, "--epochs", epochs, "--exp-name", "m", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert "UserWarning" not in result.stderr and "warnings.warn" not in result.stderr
+    notices = [line for line in result.stdout.splitlines() if "already held a run" in line]
+    assert len(notices) == 1 and notices[0].startswith("keras-vpg: data/m/m_s0 ")
+    exp_dir = tmp_path / "data" / "m"
+    (old,) = (exp_dir / ".old").iterdir()
+    assert f"keras-vpg train --resume {old.relative_to(tmp_path)}" in notices[0]
+    assert len(read_progress(old / "progress.txt")) == 1  # the first run, kept whole
+    assert find_runs([str(exp_dir)]) == {"m": [exp_dir / "m_s0"]}  # one seed, not two
