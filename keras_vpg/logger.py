@@ -7,6 +7,7 @@ import contextvars
 import json
 import math
 import os
+import sys
 import time
 import warnings
 from collections.abc import Iterable, Iterator
@@ -322,7 +323,8 @@ class ProgressBar(keras.callbacks.Callback):
     steps_per_epoch : int
         Env steps per epoch on this rank (the bar's target).
     verbose : int
-        1: bar and summary line; 2: summary line only.
+        1: bar and summary line (summary line only when stdout is not a terminal);
+        2: summary line only.
     keys : iterable of str
         Statistics shown in the summary line.
     """
@@ -332,7 +334,9 @@ class ProgressBar(keras.callbacks.Callback):
         super().__init__()
         self.epochs = epochs
         self.target = steps_per_epoch
-        self.verbose = verbose
+        # Keras's Progbar redraws with control characters even into a file; there,
+        # the per-epoch lines alone (verbose 2), as a log file wants.
+        self.verbose = 2 if verbose == 1 and not _is_terminal(sys.stdout) else verbose
         self.keys = tuple(keys)
         self.initial_epoch = initial_epoch
         self.progbar: keras.utils.Progbar | None = None
@@ -352,6 +356,13 @@ class ProgressBar(keras.callbacks.Callback):
         logs = logs or {}
         values = [(k, logs[k]) for k in self.keys if k in logs]
         self.progbar.update(self.target, values=values, finalize=True)
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # replaced or closed streams
+        return False
 
 
 def run_versions() -> dict[str, str | None]:
