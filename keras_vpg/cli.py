@@ -44,6 +44,13 @@ class CLIError(Exception):
     """A user error: printed as one line on stderr, exit status 2."""
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, but a usage error is one line (not the usage block), exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Shows ``(default: ...)`` after each option's help, except for flags and unset defaults."""
 
@@ -78,7 +85,7 @@ def _int_at_least(minimum: int):
 
 def _common_parser(backend: bool) -> argparse.ArgumentParser:
     """Options every subcommand has (``--backend`` only where Keras runs)."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = ArgumentParser(add_help=False)
     if backend:
         common.add_argument(
             "--backend", choices=BACKENDS,
@@ -335,6 +342,10 @@ def _resume(args: argparse.Namespace) -> None:
             lambda: gym.make(env_id), eval_freq=args.eval_freq,
             n_eval_episodes=args.eval_episodes, best_model_path=str(run_dir / "best_model.keras"),
             seed=saved.get("seed", [0])[0] + 10**6))
+    import keras
+
+    resumed = keras.callbacks.History()  # the epochs run now: their speed and steps
+    callbacks.append(resumed)
     start = time.perf_counter()
     rank0 = mpi.proc_id() == 0
     try:
@@ -346,10 +357,13 @@ def _resume(args: argparse.Namespace) -> None:
                                                    args.eval_episodes))
     try:
         if rank0:
+            epoch_steps = agent.steps_per_env * agent.num_envs * agent.num_procs
+            new_steps = len(resumed.history.get("TotalEnvInteracts", [])) * epoch_steps
             print(_run_summary(run_dir, {
                 "AverageEpRet": [final_return(run_dir)],
-                "TotalEnvInteracts": [agent.total_env_interacts]},
-                time.perf_counter() - start))
+                "TotalEnvInteracts": [agent.total_env_interacts],
+                **{k: v for k, v in resumed.history.items() if k == "StepsPerSecond"}},
+                time.perf_counter() - start, steps_before=agent.total_env_interacts - new_steps))
     finally:
         agent.close()
 
@@ -395,8 +409,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     for _, seed in runs:
         run_dir = run_dir_of(args, seed)
         if rank0:
-            print(f"keras-vpg: training {args.env} seed {seed} on {keras.backend.backend()}"
-                  f"{getattr(args, 'backend_note', '')} ({mpi.num_procs()} process(es)) "
+            print(f"keras-vpg: training {args.env} seed {seed} on {keras.backend.backend()} "
+                  f"({getattr(args, 'backend_note', '')}{mpi.num_procs()} process(es)) "
                   f"-> {run_dir}", flush=True)
         start = time.perf_counter()
         history = train_run(**_train_options(args), verbose=args.verbose, **vpg_kwargs(args, seed))
@@ -479,17 +493,21 @@ def config_defaults(path: str) -> dict[str, Any]:
     return defaults
 
 
-def _run_summary(run_dir: Path, logs: dict[str, list[float]], seconds: float) -> str:
+def _run_summary(run_dir: Path, logs: dict[str, list[float]], seconds: float,
+                 steps_before: int = 0) -> str:
     """One line: final AverageEpRet, steps and wall time, steps/s and the run directory.
 
-    The speed is the last epoch's (the first ones include compilation).
+    The speed is the last epoch's (the first ones include compilation). After a
+    resume (``steps_before`` > 0) the time is that of the steps since the resume.
     """
     final_return = logs.get("AverageEpRet", [math.nan])[-1]
     steps = int(logs.get("TotalEnvInteracts", [0])[-1])
-    speed = logs.get("StepsPerSecond", [steps / max(seconds, 1e-9)])[-1]
+    new_steps = steps - steps_before
+    speed = logs.get("StepsPerSecond", [new_steps / max(seconds, 1e-9)])[-1]
+    done = (f"{steps:,} steps ({new_steps:,} since the resume, in {seconds:.1f} s; "
+            if steps_before else f"{steps:,} steps in {seconds:.1f} s (")
     return (f"keras-vpg: done {run_dir.name}: AverageEpRet {final_return:.4g} (last epoch), "
-            f"{steps:,} steps in {seconds:.1f} s ({speed:,.0f} steps/s in the last epoch) "
-            f"-> {run_dir}")
+            f"{done}{speed:,.0f} steps/s in the last epoch) -> {run_dir}")
 
 
 def _next_steps(args: argparse.Namespace, plot_dir: Path | None = None) -> str:
@@ -716,8 +734,8 @@ def _select_backend(args: argparse.Namespace) -> None:
     configured = keras_json_backend()
     args.backend_note = ""
     if choice.source == "fallback":
-        args.backend_note = (f" (keras.json's {configured} is not installed)" if configured
-                             else " (Keras's default, tensorflow, is not installed)")
+        args.backend_note = (f"keras.json's {configured} is not installed; " if configured
+                             else "Keras's default tensorflow is not installed; ")
 
 
 COMMANDS = {
@@ -739,7 +757,7 @@ COMMANDS = {
 
 def build_parser(train_defaults: dict[str, Any] | None = None) -> argparse.ArgumentParser:
     """The ``keras-vpg`` parser and its subcommands (``train_defaults``: see ``--config``)."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="keras-vpg", formatter_class=HelpFormatter,
         description="Vanilla Policy Gradient (GAE-Lambda) on Keras 3: TensorFlow, JAX, PyTorch.",
         epilog="Run `keras-vpg COMMAND --help` for a command's options.",

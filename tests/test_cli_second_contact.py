@@ -81,6 +81,11 @@ def test_config_json_records_epochs_and_callbacks_and_resume_keeps_them(tmp_path
     resumed = keras_vpg("train", "--resume", str(run_dir), "--epochs", "3", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     rows = read_progress(run_dir / "progress.txt")
+    # The summary's speed is the last epoch's, its time that of the steps since the resume.
+    (summary,) = [line for line in resumed.stdout.splitlines()
+                  if line.startswith("keras-vpg: done")]
+    speed = f"{float(rows[-1]['StepsPerSecond']):,.0f} steps/s in the last epoch"
+    assert "600 steps (200 since the resume, in " in summary and speed in summary, summary
     assert [r["Epoch"] for r in rows] == ["0", "1", "2"]
     assert all(r["EvalAverageEpRet"] != "nan" for r in rows)  # evaluated after the resume too
     assert scalar_steps(run_dir / "tensorboard", "AverageEpRet") == [200, 400, 600]
@@ -92,8 +97,12 @@ def test_a_reused_run_name_moves_the_old_run_out_of_the_plot(tmp_path):
     from keras_vpg.plot import find_runs
 
     for epochs in ("1", "2"):
-        result = keras_vpg("train", *TINY, "--epochs", epochs, "--exp-name", "m", cwd=tmp_path)
+        result = keras_vpg("train", *TINY, "--epochs", epochs, "--exp-name", "m",
+                           "--verbose", "1", cwd=tmp_path)
         assert result.returncode == 0, result.stderr[-3000:]
+    # --verbose 1 into a pipe or file: the plain per-epoch lines, no progress-bar redraws.
+    assert not any(c in result.stdout for c in "\r\b\x1b"), repr(result.stdout)
+    assert result.stdout.count("AverageEpRet: ") == 2
     assert "UserWarning" not in result.stderr and "warnings.warn" not in result.stderr
     notices = [line for line in result.stdout.splitlines() if "already held a run" in line]
     assert len(notices) == 1 and notices[0].startswith("keras-vpg: data/m/m_s0 ")
@@ -102,3 +111,19 @@ def test_a_reused_run_name_moves_the_old_run_out_of_the_plot(tmp_path):
     assert f"keras-vpg train --resume {old.relative_to(tmp_path)}" in notices[0]
     assert len(read_progress(old / "progress.txt")) == 1  # the first run, kept whole
     assert find_runs([str(exp_dir)]) == {"m": [exp_dir / "m_s0"]}  # one seed, not two
+
+
+def test_test_policy_on_an_experiment_folder_names_its_runs(tmp_path):
+    result = keras_vpg("train", *TINY, "--epochs", "1", "--exp-name", "x", "--seed", "0", "1",
+                       cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = one_line_error(keras_vpg("test-policy", "data/x", "--norender", cwd=tmp_path),
+                          "experiment folder")
+    assert "data/x/x_s0, data/x/x_s1" in line
+
+
+def test_a_bad_value_is_one_line_without_the_usage_block(tmp_path):
+    line = one_line_error(keras_vpg("train", "--env", "CartPole-v1", "--epochs", "0",
+                                    cwd=tmp_path), "--epochs", "must be >= 1, got 0")
+    assert line.startswith("keras-vpg train: error:") and "--help" in line
+    assert not (tmp_path / "data").exists()

@@ -128,7 +128,7 @@ def trained(machine, tmp_path_factory):
 def test_train_runs_on_the_installed_backend_and_says_what_next(trained):
     cwd, result = trained
     # The fallback is said once, in the line naming the backend, not on stderr.
-    assert "on jax (keras.json's tensorflow is not installed)" in result.stdout
+    assert "on jax (keras.json's tensorflow is not installed; 1 process(es))" in result.stdout
     assert NOTICE not in result.stderr
     rows = (cwd / "data" / "cp" / "cp_s0" / "progress.txt").read_text().splitlines()
     assert len(rows) == 3  # header + 2 epochs
