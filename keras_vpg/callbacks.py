@@ -189,7 +189,7 @@ class EvalCallback(keras.callbacks.Callback):
                 atomic_write(self.best_model_path, self.model.save)
         if self.verbose:
             note = " (new best)" if improved else ""
-            print(f"Eval after epoch {epoch + 1}: return {mean:.2f} +/- {returns.std():.2f}, "
+            print(f"Eval after epoch {epoch}: return {mean:.2f} +/- {returns.std():.2f}, "
                   f"length {lengths.mean():.1f} over {len(returns)} episodes{note}", flush=True)
 
     def on_train_end(self, logs=None):

@@ -342,7 +342,9 @@ class ProgressBar(keras.callbacks.Callback):
         self.progbar: keras.utils.Progbar | None = None
 
     def on_epoch_begin(self, epoch, logs=None):
-        print(f"Epoch {epoch + 1}/{self.initial_epoch + self.epochs}")
+        # The epoch's number as progress.txt's Epoch column and model_<epoch>.keras give
+        # it (Spinning Up's, from 0), then how far the run is: "Epoch 9 (10/10)".
+        print(f"Epoch {epoch} ({epoch + 1}/{self.initial_epoch + self.epochs})")
         self.progbar = keras.utils.Progbar(
             self.target, verbose=self.verbose, stateful_metrics=set(self.keys), unit_name="step"
         )

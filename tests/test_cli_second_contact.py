@@ -103,6 +103,11 @@ def test_a_reused_run_name_moves_the_old_run_out_of_the_plot(tmp_path):
     # --verbose 1 into a pipe or file: the plain per-epoch lines, no progress-bar redraws.
     assert not any(c in result.stdout for c in "\r\b\x1b"), repr(result.stdout)
     assert result.stdout.count("AverageEpRet: ") == 2
+    # One epoch count for what a user sees: the console, progress.txt, model_<epoch>.keras.
+    assert "Epoch 0 (1/2)" in result.stdout and "Epoch 1 (2/2)" in result.stdout
+    run_dir = tmp_path / "data" / "m" / "m_s0"
+    assert [r["Epoch"] for r in read_progress(run_dir / "progress.txt")] == ["0", "1"]
+    assert (run_dir / "model_1.keras").is_file()
     assert "UserWarning" not in result.stderr and "warnings.warn" not in result.stderr
     notices = [line for line in result.stdout.splitlines() if "already held a run" in line]
     assert len(notices) == 1 and notices[0].startswith("keras-vpg: data/m/m_s0 ")
