@@ -19,12 +19,14 @@ env_id = sys.argv[2] if len(sys.argv) > 2 else "CartPole-v1"
 policy = tf.saved_model.load(export_dir)
 env = gym.make(env_id)
 obs, _ = env.reset(seed=0)
+first_batch = np.asarray(obs, np.float32)[None]        # a batch of one observation
 episode_return, done = 0.0, False
 while not done:
-    batch = np.asarray(obs, np.float32)[None]          # a batch of one observation
+    batch = np.asarray(obs, np.float32)[None]
     action = policy.serve(batch).numpy()[0]            # clipping/normalization are inside
     obs, reward, terminated, truncated, _ = env.step(action)
     episode_return += float(reward)
     done = terminated or truncated
-print(f"{env_id}: return {episode_return:.1f} (V(first obs) = "
-      f"{float(policy.value(batch).numpy()[0]):.2f} for the last obs)")
+# The value function's estimate of the return from the first observation, beside the return.
+print(f"{env_id}: return {episode_return:.1f}, "
+      f"V(first obs) = {float(policy.value(first_batch).numpy()[0]):.2f}")

@@ -19,6 +19,7 @@ and :func:`ensure_backend` applies it:
 
 from __future__ import annotations
 
+import importlib.abc
 import importlib.util
 import json
 import os
@@ -135,13 +136,13 @@ def resolve_backend(flag: str | None = None) -> BackendChoice:
     )
 
 
-def ensure_backend(flag: str | None = None) -> str:
-    """Apply :func:`resolve_backend` before Keras is imported; return the backend.
+def apply_backend(flag: str | None = None) -> BackendChoice:
+    """Apply :func:`resolve_backend` before Keras is imported, printing nothing.
 
-    Sets ``KERAS_BACKEND`` only for ``flag`` or a fallback, and prints the
-    fallback's notice on stderr. Once Keras is imported its backend is fixed:
-    then this returns it and changes nothing (a different ``flag`` raises
-    ``RuntimeError``).
+    Sets ``KERAS_BACKEND`` only for ``flag`` or a fallback. Once Keras is imported
+    its backend is fixed: then this returns it and changes nothing (a different
+    ``flag`` raises ``RuntimeError``). The command line uses this and says which
+    backend it trains on in its own output; :func:`ensure_backend` prints the notice.
     """
     if "keras" in sys.modules:
         import keras
@@ -152,10 +153,104 @@ def ensure_backend(flag: str | None = None) -> str:
                 f"Keras is already imported on the {current} backend; the {flag} backend "
                 "must be chosen before Keras is imported (set KERAS_BACKEND)"
             )
-        return current
+        return BackendChoice(current, "imported")
     choice = resolve_backend(flag)
     if choice.source in ("--backend", "fallback"):
         os.environ["KERAS_BACKEND"] = choice.backend
+    return choice
+
+
+def ensure_backend(flag: str | None = None) -> str:
+    """:func:`apply_backend`, with the fallback's notice on stderr; return the backend."""
+    choice = apply_backend(flag)
     if choice.notice:
         print(choice.notice, file=sys.stderr)
     return choice.backend
+
+
+# -- TensorFlow's start-up lines ------------------------------------------------------------
+#: Lines TensorFlow's native code prints on stderr while it is imported, whatever
+#: TF_CPP_MIN_LOG_LEVEL says (absl logs them before its log level is read).
+TENSORFLOW_STARTUP_NOISE = (
+    "All log messages before absl::InitializeLog() is called",
+    "oneDNN custom operations are on",
+    "Could not find cuda drivers",
+    "This TensorFlow binary is optimized to use available CPU instructions",
+    "To enable the following instructions",
+    "Unable to register cu",  # cuDNN / cuFFT / cuBLAS factories
+    "TF-TRT Warning",
+    "computation placer already registered",
+)
+
+
+class _QuietLoader(importlib.abc.Loader):
+    """Runs another loader with file descriptor 2 captured; replays all but the noise."""
+
+    def __init__(self, loader: importlib.abc.Loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        import tempfile
+
+        sys.stderr.flush()
+        saved = os.dup(2)
+        with tempfile.TemporaryFile() as captured:
+            os.dup2(captured.fileno(), 2)
+            _remove_quiet_finders()  # only the first import of TensorFlow is captured
+            try:
+                module.__spec__.loader = module.__loader__ = self.loader
+                self.loader.exec_module(module)
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+                os.close(saved)
+                captured.seek(0)
+                kept = [line for line in captured.read().decode(errors="replace").splitlines()
+                        if not any(noise in line for noise in TENSORFLOW_STARTUP_NOISE)]
+                if kept:  # anything else (a real warning, an import error) is shown
+                    print("\n".join(kept), file=sys.stderr)
+
+
+class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
+    """Finds ``tensorflow`` as usual, but with its loader wrapped in :class:`_QuietLoader`."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow" or "tensorflow" in sys.modules:
+            return None
+        # The other finders do the lookup. This one stays until TensorFlow is imported:
+        # a mere importlib.util.find_spec (an "is it installed?") also lands here.
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            if finder is self or find is None:
+                continue
+            spec = find(name, path, target)
+            if spec is not None:
+                if spec.loader is not None:
+                    spec.loader = _QuietLoader(spec.loader)
+                return spec
+        return None
+
+
+def _remove_quiet_finders() -> None:
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _QuietTensorFlowFinder)]
+
+
+def quiet_tensorflow_startup() -> None:
+    """Keep TensorFlow's start-up lines off stderr when it is first imported.
+
+    Keras imports TensorFlow whenever it is installed, on every backend (e.g.
+    ``keras.utils.set_random_seed`` seeds it too), and its native code then prints
+    lines such as ``oneDNN custom operations are on`` that no environment variable
+    turns off. For the command line only (importing keras_vpg changes nothing):
+    during that one import, stderr goes to a temporary file and every line but
+    :data:`TENSORFLOW_STARTUP_NOISE` is printed back. A no-op once TensorFlow is
+    imported or when it is not installed.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # its later C++ log lines
+    if "tensorflow" in sys.modules or not is_installed("tensorflow"):
+        return
+    if not any(isinstance(finder, _QuietTensorFlowFinder) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _QuietTensorFlowFinder())

@@ -348,6 +348,7 @@ class VPG:
         )
         self.ac.stop_training = False
         self._last_epoch = self.epoch + epochs - 1
+        self.logger.update_config(epochs=self._last_epoch + 1)  # what --config reruns
 
         self._callbacks.on_train_begin()
         self._callbacks.on_epoch_begin(self.epoch)

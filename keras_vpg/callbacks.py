@@ -189,7 +189,7 @@ class EvalCallback(keras.callbacks.Callback):
                 atomic_write(self.best_model_path, self.model.save)
         if self.verbose:
             note = " (new best)" if improved else ""
-            print(f"Eval after epoch {epoch + 1}: return {mean:.2f} +/- {returns.std():.2f}, "
+            print(f"Eval after epoch {epoch}: return {mean:.2f} +/- {returns.std():.2f}, "
                   f"length {lengths.mean():.1f} over {len(returns)} episodes{note}", flush=True)
 
     def on_train_end(self, logs=None):
@@ -207,9 +207,12 @@ class TensorBoardLogger(keras.callbacks.Callback):
 
     Unlike ``keras.callbacks.TensorBoard`` (which also works with ``VPG.fit`` where
     TensorFlow is installed), the x axis can be ``TotalEnvInteracts``, and it runs
-    on every backend with or without TensorFlow (through ``tensorboardX``,
-    ``pip install "keras-vpg[tensorboard]"``). NaN values (an epoch without a
-    finished episode or without an evaluation) are left out rather than plotted.
+    on every backend with or without TensorFlow. ``pip install "keras-vpg[tensorboard]"``
+    installs what it needs on any install: ``tensorboardX`` (the writer without
+    TensorFlow) and ``tensorboard`` (the ``tensorboard --logdir`` viewer, which
+    ``tf.summary`` also needs since TensorFlow 2.21 stopped installing it). NaN
+    values (an epoch without a finished episode or without an evaluation) are left
+    out rather than plotted.
 
     Parameters
     ----------
@@ -220,9 +223,15 @@ class TensorBoardLogger(keras.callbacks.Callback):
         TensorBoard counts), or any other numeric log key.
     writer : {"auto", "tensorflow", "tensorboardX"}
         ``"auto"``: ``tf.summary`` on the TensorFlow backend, else ``tensorboardX``
-        if installed (importing TensorFlow into a JAX or PyTorch process costs
-        seconds, memory and thread pools), else ``tf.summary`` if TensorFlow is
-        installed.
+        (importing TensorFlow into a JAX or PyTorch process costs seconds, memory
+        and thread pools); whichever of the two is usable if only one is.
+        ``tf.summary`` is usable when TensorFlow and ``tensorboard`` are installed.
+
+    Raises
+    ------
+    ImportError
+        When no writer is usable; its message is the ``pip install`` that fixes it
+        (see :func:`tensorboard_missing`).
     prefix : str
         Put before every tag (e.g. ``"vpg/"`` to group the scalars).
     """
@@ -288,22 +297,56 @@ def _importable(name: str) -> bool:
         return False
 
 
+def _usable_writers() -> list[str]:
+    """The writers whose packages are installed (checked without importing them)."""
+    usable = []
+    # tf.summary raises TBNotInstalledError at its first write without `tensorboard`.
+    if _importable("tensorflow") and _importable("tensorboard"):
+        usable.append("tensorflow")
+    if _importable("tensorboardX"):
+        usable.append("tensorboardX")
+    return usable
+
+
+def tensorboard_missing(writer: str = "auto") -> str | None:
+    """What to install for :class:`TensorBoardLogger` with ``writer``, or ``None`` if usable.
+
+    Checks installed packages only (imports neither TensorFlow nor tensorboardX),
+    so the command line can say it in one line before training starts.
+
+    Parameters
+    ----------
+    writer : {"auto", "tensorflow", "tensorboardX"}
+        As for :class:`TensorBoardLogger`.
+
+    Returns
+    -------
+    str or None
+        A sentence ending in the ``pip install`` command, or ``None``.
+    """
+    usable = _usable_writers()
+    if writer == "tensorflow" and "tensorflow" not in usable:
+        missing = "tensorboard" if _importable("tensorflow") else "tensorflow-cpu tensorboard"
+        return f"writer='tensorflow' (tf.summary) needs {missing}: pip install {missing}"
+    if writer == "tensorboardX" and "tensorboardX" not in usable:
+        return ("writer='tensorboardX' needs tensorboardX: "
+                'pip install "keras-vpg[tensorboard]"')
+    if writer == "auto" and not usable:
+        return ("TensorBoard logging needs the tensorboard extra: "
+                'pip install "keras-vpg[tensorboard]"')
+    return None
+
+
 def _choose_writer(writer: str) -> str:
-    has_tf = _importable("tensorflow")
-    has_tbx = _importable("tensorboardX")
-    if writer == "auto":
-        if keras.backend.backend() == "tensorflow" or (has_tf and not has_tbx):
-            writer = "tensorflow"
-        else:
-            writer = "tensorboardX"
-    if writer == "tensorflow" and not has_tf:
-        raise ImportError("writer='tensorflow' needs TensorFlow: pip install tensorflow-cpu")
-    if writer == "tensorboardX" and not has_tbx:
-        raise ImportError(
-            'TensorBoard logging without TensorFlow needs tensorboardX: '
-            'pip install "keras-vpg[tensorboard]"'
-        )
-    return writer
+    missing = tensorboard_missing(writer)
+    if missing:
+        raise ImportError(missing)
+    if writer != "auto":
+        return writer
+    usable = _usable_writers()
+    if keras.backend.backend() == "tensorflow" and "tensorflow" in usable:
+        return "tensorflow"
+    return "tensorboardX" if "tensorboardX" in usable else "tensorflow"
 
 
 class _TFWriter:

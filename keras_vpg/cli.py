@@ -27,7 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from keras_vpg import __version__, config
-from keras_vpg._backend import BACKENDS, BackendNotInstalled, ensure_backend, install_hint
+from keras_vpg._backend import (
+    BACKENDS,
+    BackendNotInstalled,
+    apply_backend,
+    install_hint,
+    keras_json_backend,
+    quiet_tensorflow_startup,
+)
 
 #: Environment variable: when set (to anything but 0), user errors show their traceback.
 DEBUG_ENV = "KERAS_VPG_DEBUG"
@@ -35,6 +42,13 @@ DEBUG_ENV = "KERAS_VPG_DEBUG"
 
 class CLIError(Exception):
     """A user error: printed as one line on stderr, exit status 2."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, but a usage error is one line (not the usage block), exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -71,7 +85,7 @@ def _int_at_least(minimum: int):
 
 def _common_parser(backend: bool) -> argparse.ArgumentParser:
     """Options every subcommand has (``--backend`` only where Keras runs)."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = ArgumentParser(add_help=False)
     if backend:
         common.add_argument(
             "--backend", choices=BACKENDS,
@@ -122,7 +136,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="runs are written to DATA_DIR/EXP_NAME/EXP_NAME_sSEED")
     # Every VPG hyperparameter's flag, help and default from its one definition.
     config.add_arguments(parser, grid=[*GRID_FLAGS, "seed"], exclude=("epochs",))
-    parser.add_argument("--tensorboard", action="store_true",
+    parser.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=False,
                         help="write every progress.txt column to RUN_DIR/tensorboard "
                              "(x axis: TotalEnvInteracts)")
     parser.add_argument("--eval-freq", type=_int_at_least(0), default=0,
@@ -225,6 +239,7 @@ def train_run(env_id: str, epochs: int, verbose: int = 1, tensorboard: bool = Fa
     ``RUN_DIR/tensorboard``; ``--eval-freq`` an :class:`keras_vpg.EvalCallback` on a
     separate env saving ``RUN_DIR/best_model.keras``. Returns the ``History``.
     """
+    quiet_tensorflow_startup()  # also in a grid's child process
     import gymnasium as gym
 
     import keras_vpg
@@ -238,15 +253,44 @@ def train_run(env_id: str, epochs: int, verbose: int = 1, tensorboard: bool = Fa
         callbacks.append(keras_vpg.EvalCallback(
             lambda: gym.make(env_id), eval_freq=eval_freq, n_eval_episodes=eval_episodes,
             best_model_path=str(run_dir / "best_model.keras"), seed=vpg_kwargs["seed"] + 10**6))
-    try:
-        agent = keras_vpg.VPG(lambda: gym.make(env_id), **vpg_kwargs)
-    except (ValueError, TypeError) as error:
-        raise CLIError(str(error)) from error
+    from keras_vpg.logger import RunMovedAside
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RunMovedAside)
+        try:
+            agent = keras_vpg.VPG(lambda: gym.make(env_id), **vpg_kwargs)
+        except (ValueError, TypeError) as error:
+            raise CLIError(str(error)) from error
+    for warning in caught:  # the move of an earlier run is news, not a code warning
+        if issubclass(warning.category, RunMovedAside):
+            print(f"keras-vpg: {warning.message}", flush=True)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename,
+                                 warning.lineno)
+    # What --config and --resume need beyond VPG's arguments (fit records the epochs).
+    agent.logger.update_config(**callback_settings(tensorboard, eval_freq, eval_episodes))
     try:
         return agent.fit(epochs=epochs, callbacks=callbacks,
                          verbose=verbose if mpi.proc_id() == 0 else 0)
     finally:
         agent.close()
+
+
+def callback_settings(tensorboard: bool, eval_freq: int, eval_episodes: int) -> dict[str, Any]:
+    """The ``train`` callbacks' settings, as config.json records them for ``--config``."""
+    return dict(tensorboard=bool(tensorboard), eval_freq=int(eval_freq),
+                eval_episodes=int(eval_episodes))
+
+
+def _check_tensorboard(args: argparse.Namespace) -> None:
+    """``--tensorboard`` without a usable writer: one line naming the extra, before training."""
+    if not args.tensorboard:
+        return
+    from keras_vpg.callbacks import tensorboard_missing
+
+    missing = tensorboard_missing()
+    if missing:
+        raise CLIError(f"--tensorboard: {missing}")
 
 
 def _check_hyperparameters(kwargs: dict[str, Any]) -> None:
@@ -268,7 +312,12 @@ def _resume(args: argparse.Namespace) -> None:
     saved = config_defaults(str(run_dir))
     if args.backend is None:
         args.backend = saved.get("backend")
+    for flag in ("--tensorboard", "--eval-freq", "--eval-episodes"):  # the run's callbacks
+        name = flag[2:].replace("-", "_")
+        if name in saved and not _given(args, flag) and not _given(args, "--no-" + flag[2:]):
+            setattr(args, name, saved[name])
     _select_backend(args)
+    _check_tensorboard(args)
     from keras_vpg import mpi
 
     cpu = args.cpu if _given(args, "--cpu") else saved.get("cpu", 1)
@@ -293,6 +342,10 @@ def _resume(args: argparse.Namespace) -> None:
             lambda: gym.make(env_id), eval_freq=args.eval_freq,
             n_eval_episodes=args.eval_episodes, best_model_path=str(run_dir / "best_model.keras"),
             seed=saved.get("seed", [0])[0] + 10**6))
+    import keras
+
+    resumed = keras.callbacks.History()  # the epochs run now: their speed and steps
+    callbacks.append(resumed)
     start = time.perf_counter()
     rank0 = mpi.proc_id() == 0
     try:
@@ -300,12 +353,17 @@ def _resume(args: argparse.Namespace) -> None:
                            callbacks=callbacks, verbose=args.verbose if rank0 else 0)
     except (FileNotFoundError, ValueError, TypeError) as error:
         raise CLIError(str(error)) from error
+    agent.logger.update_config(**callback_settings(args.tensorboard, args.eval_freq,
+                                                   args.eval_episodes))
     try:
         if rank0:
+            epoch_steps = agent.steps_per_env * agent.num_envs * agent.num_procs
+            new_steps = len(resumed.history.get("TotalEnvInteracts", [])) * epoch_steps
             print(_run_summary(run_dir, {
                 "AverageEpRet": [final_return(run_dir)],
-                "TotalEnvInteracts": [agent.total_env_interacts]},
-                time.perf_counter() - start))
+                "TotalEnvInteracts": [agent.total_env_interacts],
+                **{k: v for k, v in resumed.history.items() if k == "StepsPerSecond"}},
+                time.perf_counter() - start, steps_before=agent.total_env_interacts - new_steps))
     finally:
         agent.close()
 
@@ -331,6 +389,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     if mpi.num_procs() == 1:
         _check_env_id(args.env)  # once, before launching ranks
+        _check_tensorboard(args)
     variants = grid_variants(args)
     runs = [(variant, seed) for variant in variants for seed in args.seed]
     for variant, seed in runs:  # bad values: one line now, before any backend loads
@@ -351,7 +410,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         run_dir = run_dir_of(args, seed)
         if rank0:
             print(f"keras-vpg: training {args.env} seed {seed} on {keras.backend.backend()} "
-                  f"({mpi.num_procs()} process(es)) -> {run_dir}", flush=True)
+                  f"({getattr(args, 'backend_note', '')}{mpi.num_procs()} process(es)) "
+                  f"-> {run_dir}", flush=True)
         start = time.perf_counter()
         history = train_run(**_train_options(args), verbose=args.verbose, **vpg_kwargs(args, seed))
         summaries.append(_run_summary(run_dir, history.history, time.perf_counter() - start))
@@ -417,7 +477,8 @@ def config_defaults(path: str) -> dict[str, Any]:
                 raise CLIError(f"{name} in {str(file)!r} is a schedule; rerun it from Python "
                                "with keras_vpg.load_config")
             defaults[name] = [value]
-    for name in ("save_freq", "vector_mode", "normalize_obs", "keep_checkpoints", "epochs"):
+    for name in ("save_freq", "vector_mode", "normalize_obs", "keep_checkpoints", "epochs",
+                 "tensorboard", "eval_freq", "eval_episodes"):
         if config.get(name) is not None:
             defaults[name] = config[name]
     if "seed" in config:
@@ -432,17 +493,21 @@ def config_defaults(path: str) -> dict[str, Any]:
     return defaults
 
 
-def _run_summary(run_dir: Path, logs: dict[str, list[float]], seconds: float) -> str:
+def _run_summary(run_dir: Path, logs: dict[str, list[float]], seconds: float,
+                 steps_before: int = 0) -> str:
     """One line: final AverageEpRet, steps and wall time, steps/s and the run directory.
 
-    The speed is the last epoch's (the first ones include compilation).
+    The speed is the last epoch's (the first ones include compilation). After a
+    resume (``steps_before`` > 0) the time is that of the steps since the resume.
     """
     final_return = logs.get("AverageEpRet", [math.nan])[-1]
     steps = int(logs.get("TotalEnvInteracts", [0])[-1])
-    speed = logs.get("StepsPerSecond", [steps / max(seconds, 1e-9)])[-1]
+    new_steps = steps - steps_before
+    speed = logs.get("StepsPerSecond", [new_steps / max(seconds, 1e-9)])[-1]
+    done = (f"{steps:,} steps ({new_steps:,} since the resume, in {seconds:.1f} s; "
+            if steps_before else f"{steps:,} steps in {seconds:.1f} s (")
     return (f"keras-vpg: done {run_dir.name}: AverageEpRet {final_return:.4g} (last epoch), "
-            f"{steps:,} steps in {seconds:.1f} s ({speed:,.0f} steps/s in the last epoch) "
-            f"-> {run_dir}")
+            f"{done}{speed:,.0f} steps/s in the last epoch) -> {run_dir}")
 
 
 def _next_steps(args: argparse.Namespace, plot_dir: Path | None = None) -> str:
@@ -656,12 +721,21 @@ def _check_run_dir(run_dir: str) -> Path:
 
 
 def _select_backend(args: argparse.Namespace) -> None:
-    """Fix the Keras backend (before Keras's import); a missing one is a :class:`CLIError`."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
+    """Fix the Keras backend (before Keras's import); a missing one is a :class:`CLIError`.
+
+    A fallback from an uninstalled configured backend is said by ``train`` in its
+    first line (``args.backend_note``), not on stderr by every command.
+    """
+    quiet_tensorflow_startup()
     try:
-        ensure_backend(getattr(args, "backend", None))
+        choice = apply_backend(getattr(args, "backend", None))
     except (BackendNotInstalled, RuntimeError) as error:
         raise CLIError(str(error)) from error
+    configured = keras_json_backend()
+    args.backend_note = ""
+    if choice.source == "fallback":
+        args.backend_note = (f"keras.json's {configured} is not installed; " if configured
+                             else "Keras's default tensorflow is not installed; ")
 
 
 COMMANDS = {
@@ -722,7 +796,7 @@ def version_text() -> str:
 
 def build_parser(train_defaults: dict[str, Any] | None = None) -> argparse.ArgumentParser:
     """The ``keras-vpg`` parser and its subcommands (``train_defaults``: see ``--config``)."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="keras-vpg", formatter_class=HelpFormatter,
         description="Vanilla Policy Gradient (GAE-Lambda) on Keras 3: TensorFlow, JAX, PyTorch.",
         epilog="Run `keras-vpg COMMAND --help` for a command's options.",

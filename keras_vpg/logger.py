@@ -7,6 +7,7 @@ import contextvars
 import json
 import math
 import os
+import sys
 import time
 import warnings
 from collections.abc import Iterable, Iterator
@@ -61,18 +62,32 @@ def holds_run(directory: Path) -> bool:
     return any((directory / name).exists() for name in RUN_MARKERS)
 
 
-def move_run_aside(directory: Path) -> Path:
-    """Move everything in ``directory`` to a new sibling ``<name>_old_<timestamp>``.
+#: Where replaced runs go, inside the parent of their run directory (the experiment
+#: folder). Hidden, so that readers that walk an experiment folder (``keras-vpg plot``
+#: skips hidden folders, as shell globs do) never count an old run as a seed; a
+#: sibling ``<exp>_old/`` would still match ``plot data/<exp>`` as a prefix, and
+#: ``plot data`` would group it with the live runs under the same exp_name.
+OLD_RUNS_DIR = ".old"
 
-    Returns the sibling. Nothing is deleted: the directory is renamed (or, when
+
+class RunMovedAside(UserWarning):
+    """A new run found an earlier run in its directory and moved it to ``.old/``."""
+
+
+def move_run_aside(directory: Path) -> Path:
+    """Move everything in ``directory`` to ``<parent>/.old/<name>_<timestamp>``.
+
+    Returns the new place. Nothing is deleted: the directory is renamed (or, when
     that is not possible, e.g. it is the working directory, its entries are
     moved one by one) and ``directory`` is then created empty.
     """
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    target = directory.with_name(f"{directory.name}_old_{stamp}")
+    old_runs = directory.parent / OLD_RUNS_DIR
+    old_runs.mkdir(parents=True, exist_ok=True)
+    target = old_runs / f"{directory.name}_{stamp}"
     suffix = 1
     while target.exists():
-        target = directory.with_name(f"{directory.name}_old_{stamp}_{suffix}")
+        target = old_runs / f"{directory.name}_{stamp}_{suffix}"
         suffix += 1
     try:
         if Path.cwd().resolve().is_relative_to(directory.resolve()):
@@ -108,9 +123,10 @@ class EpochLogger:
     -----
     A new run in a directory that already holds one (``progress.txt``,
     ``config.json``, ``checkpoints/`` or ``model.keras``) first moves the old
-    run's files to a sibling ``<dir>_old_<timestamp>`` named in a warning, so
-    two runs never mix. A resumed run (built inside :func:`resuming`) keeps
-    them and appends to ``progress.txt`` (see :meth:`resume_from`).
+    run's files to ``<parent>/.old/<dir>_<timestamp>`` (see :data:`OLD_RUNS_DIR`),
+    named in a :class:`RunMovedAside` warning, so two runs never mix. A resumed
+    run (built inside :func:`resuming`) keeps them and appends to ``progress.txt``
+    (see :meth:`resume_from`).
     """
 
     def __init__(self, output_dir: str, exp_name: str | None = None):
@@ -126,8 +142,9 @@ class EpochLogger:
             if not self.resumed and self.output_dir.is_dir() and holds_run(self.output_dir):
                 old = move_run_aside(self.output_dir)
                 warnings.warn(
-                    f"{self.output_dir} already held a run: its files were moved to {old} "
+                    f"{self.output_dir} already held a run: moved it to {old} "
                     f"(to continue that run instead: keras-vpg train --resume {old})",
+                    RunMovedAside,
                     stacklevel=4,  # the caller of VPG(...)
                 )
             self.output_dir.mkdir(parents=True, exist_ok=True)
@@ -171,11 +188,34 @@ class EpochLogger:
         self._write_progress()
 
     def save_config(self, config: dict[str, Any]) -> None:
-        """Write ``config.json`` (every argument of the run)."""
+        """Write ``config.json`` (every argument of the run).
+
+        A resumed run keeps the entries recorded after construction (``epochs``,
+        the command line's ``tensorboard`` and ``eval_*``, see :meth:`update_config`).
+        """
         if not self.is_writer:
             return
-        config = json_value(dict(config, exp_name=self.exp_name, versions=run_versions()))
-        text = json.dumps(config, indent=2, sort_keys=True)
+        config = dict(config, exp_name=self.exp_name, versions=run_versions())
+        if self.resumed:
+            config = {**self._read_config(), **config}
+        self._write_config(config)
+
+    def update_config(self, **entries: Any) -> None:
+        """Add ``entries`` to ``config.json``: what ``--config`` needs beyond the
+        constructor's arguments (the run's ``epochs``, its callbacks' settings)."""
+        if not self.is_writer:
+            return
+        self._write_config({**self._read_config(), **entries})
+
+    def _read_config(self) -> dict[str, Any]:
+        try:
+            config = json.loads((self.output_dir / "config.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return config if isinstance(config, dict) else {}
+
+    def _write_config(self, config: dict[str, Any]) -> None:
+        text = json.dumps(json_value(config), indent=2, sort_keys=True)
         atomic_write(self.output_dir / "config.json", lambda p: Path(p).write_text(text))
 
     def dump_tabular(self, row: dict[str, float]) -> None:
@@ -283,7 +323,8 @@ class ProgressBar(keras.callbacks.Callback):
     steps_per_epoch : int
         Env steps per epoch on this rank (the bar's target).
     verbose : int
-        1: bar and summary line; 2: summary line only.
+        1: bar and summary line (summary line only when stdout is not a terminal);
+        2: summary line only.
     keys : iterable of str
         Statistics shown in the summary line.
     """
@@ -293,13 +334,17 @@ class ProgressBar(keras.callbacks.Callback):
         super().__init__()
         self.epochs = epochs
         self.target = steps_per_epoch
-        self.verbose = verbose
+        # Keras's Progbar redraws with control characters even into a file; there,
+        # the per-epoch lines alone (verbose 2), as a log file wants.
+        self.verbose = 2 if verbose == 1 and not _is_terminal(sys.stdout) else verbose
         self.keys = tuple(keys)
         self.initial_epoch = initial_epoch
         self.progbar: keras.utils.Progbar | None = None
 
     def on_epoch_begin(self, epoch, logs=None):
-        print(f"Epoch {epoch + 1}/{self.initial_epoch + self.epochs}")
+        # The epoch's number as progress.txt's Epoch column and model_<epoch>.keras give
+        # it (Spinning Up's, from 0), then how far the run is: "Epoch 9 (10/10)".
+        print(f"Epoch {epoch} ({epoch + 1}/{self.initial_epoch + self.epochs})")
         self.progbar = keras.utils.Progbar(
             self.target, verbose=self.verbose, stateful_metrics=set(self.keys), unit_name="step"
         )
@@ -313,6 +358,13 @@ class ProgressBar(keras.callbacks.Callback):
         logs = logs or {}
         values = [(k, logs[k]) for k in self.keys if k in logs]
         self.progbar.update(self.target, values=values, finalize=True)
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # replaced or closed streams
+        return False
 
 
 def run_versions() -> dict[str, str | None]:

@@ -70,6 +70,8 @@ def find_runs(
         for root in roots:
             for progress in sorted(root.rglob("progress.txt")):
                 run = progress.parent
+                if any(part.startswith(".") for part in run.relative_to(root).parts):
+                    continue  # hidden folders, e.g. the .old/ of replaced runs
                 if select and not all(s in str(run) for s in select):
                     continue
                 if exclude and any(x in str(run) for x in exclude):

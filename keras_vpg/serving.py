@@ -34,7 +34,13 @@ def checkpoint_path(run_dir: str | Path, itr: int | str = "last") -> Path:
         path = run_dir / f"model_{int(itr)}.keras"
     if not path.exists():
         saved = sorted(p.name for p in run_dir.glob("model*.keras"))
-        raise FileNotFoundError(f"no checkpoint {path.name} in {str(run_dir)!r}; found {saved}")
+        runs = sorted(str(p.parent) for p in run_dir.glob("*/model.keras"))
+        if not saved and runs:  # an experiment folder: name the runs below it
+            raise FileNotFoundError(f"{str(run_dir)!r} is an experiment folder, not a run; "
+                                    f"pass one of its runs: {', '.join(runs)}")
+        found = ", ".join(saved) if saved else "no model*.keras"
+        raise FileNotFoundError(f"no checkpoint {path.name} in {str(run_dir)!r} "
+                                f"(it holds {found})")
     return path
 
 

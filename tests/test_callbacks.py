@@ -199,3 +199,25 @@ def test_tensorboard_logger_names_a_missing_x_axis(tmp_path):
         logger.on_epoch_end(0, {"AverageEpRet": 1.0})
     with pytest.raises(ValueError, match="writer"):
         keras_vpg.TensorBoardLogger(str(tmp_path), writer="wandb")
+
+
+def test_tensorboard_logger_uses_tensorboardx_where_tf_summary_lacks_tensorboard(monkeypatch,
+                                                                                tmp_path):
+    # TensorFlow 2.21 no longer installs `tensorboard`, without which tf.summary fails
+    # at its first write (TBNotInstalledError): on any backend, tensorboardX writes.
+    pytest.importorskip("tensorboardX")
+    from keras_vpg.callbacks import tensorboard_missing
+
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # what Python does for a missing one
+    assert keras_vpg.TensorBoardLogger(str(tmp_path)).writer == "tensorboardX"
+    assert tensorboard_missing() is None
+    assert "pip install tensorboard" in tensorboard_missing("tensorflow")
+    with pytest.raises(ImportError, match="tensorboard"):
+        keras_vpg.TensorBoardLogger(str(tmp_path), writer="tensorflow")
+
+
+def test_tensorboard_logger_without_any_writer_names_the_extra(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "tensorboard", None)
+    monkeypatch.setitem(sys.modules, "tensorboardX", None)
+    with pytest.raises(ImportError, match=r'pip install "keras-vpg\[tensorboard\]"'):
+        keras_vpg.TensorBoardLogger(str(tmp_path))

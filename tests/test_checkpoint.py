@@ -209,9 +209,9 @@ def test_a_new_run_moves_an_old_run_aside(tmp_path):
     run = tmp_path / "run"
     make_agent(run).fit(epochs=2, verbose=0)
     old_files = sorted(p.relative_to(run) for p in run.rglob("*"))
-    with pytest.warns(UserWarning, match=r"already held a run: its files were moved to .*run_old_"):
+    with pytest.warns(UserWarning, match=r"already held a run: moved it to .*\.old.run_"):
         agent = make_agent(run, seed=1)
-    siblings = [p for p in tmp_path.iterdir() if p.name.startswith("run_old_")]
+    siblings = [p for p in (tmp_path / ".old").iterdir() if p.name.startswith("run_")]
     assert len(siblings) == 1
     assert sorted(p.relative_to(siblings[0]) for p in siblings[0].rglob("*")) == old_files
     assert not (run / "progress.txt").exists() and not (run / "checkpoints").exists()

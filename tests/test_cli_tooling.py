@@ -73,14 +73,16 @@ def test_tensorboard_eval_and_config_round_trip(tmp_path):
     assert (run_dir / "best_model.keras").is_file()
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
 
-    # --config: the same settings (seed, steps, iterations) again; explicit flags win.
+    # --config: the same run again (epochs, evaluation and TensorBoard included);
+    # explicit flags win.
     again = keras_vpg("train", "--config", str(run_dir / "config.json"), "--exp-name", "b",
-                      "--epochs", "4", "--verbose", "0", cwd=tmp_path)
+                      "--verbose", "0", cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
     rerun = read_progress(tmp_path / "data" / "b" / "b_s3" / "progress.txt")
-    columns = [c for c in rows[0] if c not in ("Time", "StepsPerSecond") and
-               not c.startswith("Eval")]
+    columns = [c for c in rows[0] if c not in ("Time", "StepsPerSecond")]
+    assert "EvalAverageEpRet" in columns
     assert [[r[c] for c in columns] for r in rerun] == [[r[c] for c in columns] for r in rows]
+    assert list((tmp_path / "data" / "b" / "b_s3" / "tensorboard").glob("events.out.*"))
 
     changed = keras_vpg("train", "--config", str(run_dir), "--exp-name", "c", "--epochs", "1",
                         "--gamma", "0.9", "--verbose", "0", cwd=tmp_path)

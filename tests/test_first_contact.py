@@ -3,7 +3,7 @@
 The machine of this module has JAX only and a ``keras.json`` saying
 ``"tensorflow"`` (Keras writes that file on its first import). Every command
 runs in a subprocess whose HOME holds that keras.json and where TensorFlow and
-PyTorch cannot be imported (a ``sitecustomize`` maps them to ``None`` in
+PyTorch (and the tensorboard extra) cannot be imported (a ``sitecustomize`` maps them to ``None`` in
 ``sys.modules``, exactly what Python does for a missing package), so the
 module tests the same thing in the full test envs and in tox's ``jax-only`` env,
 where they are really absent. It needs no conftest fixture (the ``jax-only`` env
@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-MISSING = ("tensorflow", "torch")
+# Nor the tensorboard extra's packages (tox's jax-only env really lacks them all).
+MISSING = ("tensorflow", "torch", "tensorboard", "tensorboardX")
 NOTICE = "the tensorflow backend"  # the one-line fallback notice
 
 
@@ -64,11 +65,11 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *expected: str) -
         assert text in errors[0], errors[0]
 
 
-def test_the_machine_really_lacks_tensorflow_and_torch(machine, tmp_path):
+def test_the_machine_really_lacks_tensorflow_torch_and_tensorboard(machine, tmp_path):
     code = ("import importlib.util as u; "
             f"print([u.find_spec(m) is None for m in {MISSING!r}])")
     result = run(machine, ["-c", code], tmp_path)
-    assert result.stdout.strip() == "[True, True]", result.stderr
+    assert result.stdout.strip() == str([True] * len(MISSING)), result.stderr
 
 
 def test_import_changes_nothing_and_loads_no_keras(machine, tmp_path):
@@ -126,8 +127,9 @@ def trained(machine, tmp_path_factory):
 
 def test_train_runs_on_the_installed_backend_and_says_what_next(trained):
     cwd, result = trained
-    assert "on jax" in result.stdout
-    assert sum(NOTICE in line for line in result.stderr.splitlines()) == 1
+    # The fallback is said once, in the line naming the backend, not on stderr.
+    assert "on jax (keras.json's tensorflow is not installed; 1 process(es))" in result.stdout
+    assert NOTICE not in result.stderr
     rows = (cwd / "data" / "cp" / "cp_s0" / "progress.txt").read_text().splitlines()
     assert len(rows) == 3  # header + 2 epochs
     summary = [line for line in result.stdout.splitlines() if line.startswith("keras-vpg: done")]
@@ -185,6 +187,13 @@ def test_export_without_tensorflow_names_the_extra(machine, trained):
 ])
 def test_user_errors_are_one_line(machine, tmp_path, args, message):
     assert_one_line_error(cli(machine, *args, cwd=tmp_path), message)
+
+
+def test_tensorboard_without_its_extra_is_one_line_before_training(machine, tmp_path):
+    result = cli(machine, "train", "--env", "CartPole-v1", "--epochs", "1",
+                 "--steps-per-epoch", "100", "--tensorboard", cwd=tmp_path)
+    assert_one_line_error(result, "--tensorboard", 'pip install "keras-vpg[tensorboard]"')
+    assert not (tmp_path / "data").exists(), "training started"
 
 
 def test_debug_shows_the_traceback(machine, tmp_path):
