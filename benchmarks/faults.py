@@ -4,7 +4,8 @@ For each trial a fresh CartPole run (``keras-vpg train``) is killed with SIGKILL
 session: with ``--cpu 2`` the launcher and both ranks) at a random moment of its training
 (a draw u in [0, epochs - 0.5): after floor(u) logged epochs, a fraction of an epoch's time
 as measured in that run; start-up inflates that estimate, so the draws lean late), or, for a
-share of the trials, the moment a checkpoint is being written (``checkpoints/.tmp_ckpt_*``). Then ``keras-vpg train --resume`` runs to the end.
+share of the trials, the moment a checkpoint is being written (``checkpoints/.tmp_ckpt_*``).
+Then ``keras-vpg train --resume`` runs to the end.
 Checked per trial:
 
 - the resume completes (exit 0);
@@ -216,7 +217,8 @@ def trial(index: int, args, cpu: int, reference: list[dict], window: tuple[float
     result["loss_within_bound"] = bool(
         (newest_complete is None or state["latest_usable"] == newest_complete)
         and result["lost_epochs"] <= args.save_freq)
-    result["ok"] = bool(not finished_before_kill and done.returncode == 0 and result["each_epoch_once"]
+    result["ok"] = bool(not finished_before_kill and done.returncode == 0
+                        and result["each_epoch_once"]
                         and result["interacts_continuous"] and prefix_ok
                         and result["loss_within_bound"] and state["newest_readable"] is not False
                         and survivors == 0)

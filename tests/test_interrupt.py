@@ -11,10 +11,10 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from conftest import Child
 
 import keras_vpg
 from keras_vpg import checkpoint
-from conftest import Child
 from keras_vpg.checkpoint import read_checkpoint, resume_run
 
 SCRIPT = Path(__file__).parent / "scripts" / "train_until_signal.py"

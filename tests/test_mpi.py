@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import Child
 
 SCRIPT = Path(__file__).parent / "mpi_scripts" / "vpg_mpi_check.py"

@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from test_mpi import mpirun_command
 
 SCRIPT = Path(__file__).parent / "mpi_scripts" / "statistics_check.py"
