@@ -847,6 +847,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"keras-vpg {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a full disk, a read-only directory: one line, not a traceback
+        if debug:
+            traceback.print_exc()
+        print(f"keras-vpg {args.command}: error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as error:
         from keras_vpg.interrupt import Interrupted, exit_status
 

@@ -91,20 +91,40 @@ def test_bad_grids_are_named(setup, error, message, tmp_path):
 
 
 def test_a_grid_of_two_values_by_two_seeds_runs_two_at_a_time(tmp_path, capsys):
+    events = tmp_path / "events.log"  # "start PID" / "end PID" lines, in the order they happened
+
     def train_and_record(**kwargs):
+        import fcntl
         import json
         import os
         import time
 
         import keras_vpg
 
-        start = time.time()
+        def log(what):
+            with open(events, "a+") as f:
+                fcntl.flock(f, fcntl.LOCK_EX)
+                f.write(f"{what} {os.getpid()}\n")
+                f.seek(0)
+                return f.read().split()[::2]
+
+        def running(kinds):
+            return kinds.count("start") - kinds.count("end")
+
+        kinds = log("start")
+        # Wait (bounded by polls, not asserted on time) for a second run to be running, unless
+        # every other run has ended: a grid that runs one at a time shows as max 1 below.
+        for _ in range(600):
+            if running(kinds) >= 2 or kinds.count("end") >= 3:
+                break
+            time.sleep(0.1)
+            kinds = log("poll")
         keras_vpg.vpg(**kwargs)
-        record = {"start": start, "end": time.time(), "pid": os.getpid(),
-                  "threads": os.environ.get("KERAS_VPG_THREADS")}
+        record = {"pid": os.getpid(), "threads": os.environ.get("KERAS_VPG_THREADS")}
         out = os.path.join(kwargs["logger_kwargs"]["output_dir"], "record.json")
         with open(out, "w") as f:
             json.dump(record, f)
+        log("end")
 
     grid = keras_vpg.ExperimentGrid("cp")
     grid.add("env_name", "CartPole-v1")
@@ -128,10 +148,12 @@ def test_a_grid_of_two_values_by_two_seeds_runs_two_at_a_time(tmp_path, capsys):
         assert json.loads((run_dir / "config.json").read_text())["pi_lr"] in (1e-3, 3e-3)
         assert (run_dir / "output.log").exists()
         records.append(json.loads((run_dir / "record.json").read_text()))
-    # Two at a time: every run overlapped another, never two others at once.
-    def running_at(t):
-        return sum(r["start"] <= t < r["end"] for r in records)
-    assert max(running_at(r["start"]) for r in records) == 2
+    # Two at a time, by the order of the runs' start and end events (no clocks).
+    concurrent, most = 0, 0
+    for kind in events.read_text().split()[::2]:
+        concurrent += {"start": 1, "end": -1}.get(kind, 0)
+        most = max(most, concurrent)
+    assert most == 2 and concurrent == 0
     assert len({r["pid"] for r in records}) == 4
     assert {r["threads"] for r in records} == {str(max(1, usable_cores() // 2))}
     table = capsys.readouterr().out.split("Run directory")[-1]

@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+from conftest import Child
 
 import keras_vpg
 from keras_vpg import checkpoint
@@ -32,17 +32,11 @@ def test_signal_mid_epoch_checkpoints_and_the_run_resumes(signum, status, name, 
     run = tmp_path / "run"
     env = dict(os.environ, KERAS_BACKEND=keras.backend.backend(), TF_CPP_MIN_LOG_LEVEL="2",
                PYTHONPATH=os.pathsep.join(sys.path))
-    process = subprocess.Popen(
-        [sys.executable, str(SCRIPT), str(run), str(EPOCHS)], stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
-    )
-    try:
-        assert process.stdout.readline().strip() == "READY"  # epoch 1 done, epoch 2 collecting
-        process.send_signal(signum)
-        out, err = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
+    with Child([sys.executable, str(SCRIPT), str(run), str(EPOCHS)], env=env,
+               cwd=tmp_path) as process:
+        assert process.line(timeout=300).strip() == "READY"  # epoch 1 done, epoch 2 collecting
+        process.process.send_signal(signum)
+        out, err = process.finish(timeout=120)
     assert process.returncode == status, err[-3000:]
     assert "Traceback" not in err and "FINISHED" not in out
     lines = [line for line in err.splitlines() if "resume with" in line]
