@@ -21,6 +21,7 @@ import keras
 import numpy as np
 
 from keras_vpg import actor_critic  # noqa: F401  (registers ActorCritic with Keras's loader)
+from keras_vpg.config import env_from_spec
 
 
 def checkpoint_path(run_dir: str | Path, itr: int | str = "last") -> Path:
@@ -59,7 +60,7 @@ def make_env_from_run(run_dir: str | Path, **make_kwargs) -> gym.Env:
             f"{str(config_file)!r} has no gymnasium env spec (the env was not made with "
             "gym.make); pass an env id explicitly"
         )
-    return gym.make(gym.envs.registration.EnvSpec.from_json(spec_json), **make_kwargs)
+    return env_from_spec(spec_json, **make_kwargs)
 
 
 def load_policy_and_env(
