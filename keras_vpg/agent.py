@@ -150,8 +150,10 @@ class VPG:
         the rest of that collection). ``True`` needs a single process and a
         policy and value function that share no variables.
     fast_paths : bool or None
-        Use the fast paths (numpy sampling of plain-MLP policies; see
-        :mod:`keras_vpg.sampling`). ``None``: on unless ``KERAS_VPG_FAST_PATHS=0``.
+        Use the fast paths: numpy sampling of plain-MLP policies (see
+        :mod:`keras_vpg.sampling`), PyTorch's TorchScript value steps and plain-torch
+        MLP calls, JAX's compiler options for small calls. ``False`` runs plain
+        Keras on every backend. ``None``: on unless ``KERAS_VPG_FAST_PATHS=0``.
         Which sampler a run used is recorded in ``config.json`` (``"sampler"``).
     keep_checkpoints : int
         Full checkpoints kept in ``checkpoints/`` (the newest; older ones are removed).
@@ -249,8 +251,9 @@ class VPG:
             keras.optimizers.Adam(learning_rate=config.vf_lr),
             config.train_v_iters,
             allreduce=mpi.allreduce_mean if self.num_procs > 1 else None,
+            fast_paths=fast_paths_enabled(config.fast_paths),
         )
-        self.sampler = PolicySampler(self.ac, self.trainer, fast_paths_enabled(config.fast_paths))
+        self.sampler = PolicySampler(self.ac, self.trainer, self.trainer.fast_paths)
         self.buffer = VPGBuffer(
             observation_space.shape,
             action_space.shape,
