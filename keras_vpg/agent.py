@@ -11,9 +11,9 @@ Collection needs only the policy: values are computed for the whole batch
 after it. So where the backend's value steps run without holding the GIL (see
 ``VPG(overlap_update=...)``), the value steps of epoch ``k`` run in a background
 thread while epoch ``k + 1`` is collected with the already-updated policy -- the
-same computation as one after the other. Between chunks of that collection the
-loop checks whether they are done, and if so finishes epoch ``k`` (step 4)
-there. Everything an epoch logs travels in its :class:`EpochRecord`.
+same computation as one after the other. Epoch ``k`` is then finished (step 4)
+in one place: once epoch ``k + 1`` is collected, before its values are computed.
+Everything an epoch logs travels in its :class:`EpochRecord`.
 """
 
 from __future__ import annotations
@@ -145,10 +145,10 @@ class VPG:
         (JAX; TensorFlow with an MLP policy; PyTorch with an MLP value function
         and Keras's plain ``Adam``, as with the defaults), in one process with
         two or more cores. Callbacks' ``on_epoch_end`` for epoch
-        ``k`` then runs while epoch ``k + 1`` is being collected, between chunks
-        of env steps (a callback that changes the policy there changes it for
-        the rest of that collection). ``True`` needs a single process and a
-        policy and value function that share no variables.
+        ``k`` then runs once epoch ``k + 1`` is collected (a callback that changes
+        the policy there changes it from epoch ``k + 2``'s collection on).
+        ``True`` needs a single process and a policy and value function that
+        share no variables.
     fast_paths : bool or None
         Use the fast paths: numpy sampling of plain-MLP policies (see
         :mod:`keras_vpg.sampling`), PyTorch's TorchScript value steps and plain-torch
@@ -386,17 +386,16 @@ class VPG:
         while True:
             # The random streams a checkpoint of this epoch would resume from.
             self._note_collection_start(self.epoch + (self._running is not None))
-            # 1. Collect the epoch, in chunks. Between chunks: stop on a signal, and
-            #    finish the previous epoch as soon as its background value steps are done.
+            # 1. Collect the epoch, in chunks; between chunks, stop on a signal.
             for steps in self.collector.chunks(chunk_rows):
                 self._signals.check()
-                if self._running is not None and self._running.value_steps.done():
-                    if self._end_epoch(self._take_running()):
-                        return  # stopped by a callback: the rows stay for the next fit
-                elif self._running is None and self._progress_bar is not None:
+                if self._running is None and self._progress_bar is not None:
                     self._progress_bar.on_collect_progress(steps)
-            if self._running is not None:  # collected before the value steps were done
-                if self._end_epoch(self._take_running(), waiting=True):
+            # The previous epoch, whose value steps ran in the background during this
+            # collection, ends here (4. below); a stop leaves the rows for the next fit.
+            if self._running is not None:
+                record, self._running = self._running, None
+                if self._end_epoch(record, waiting=True):
                     return
             rollout = self.collector.finish_epoch()
 
@@ -409,7 +408,7 @@ class VPG:
             self._update_seconds += time.perf_counter() - started
 
             # 4. Log and checkpoint now, or, with the value steps in the background,
-            #    between chunks of the next collection.
+            #    once the next epoch is collected.
             if self.overlap_update and record.epoch < self._last_epoch:
                 self._running = record
             elif self._end_epoch(record, waiting=True) or record.epoch == self._last_epoch:
@@ -464,10 +463,6 @@ class VPG:
         done = Future()
         done.set_result(self.trainer.update_value(batch))
         return done
-
-    def _take_running(self) -> EpochRecord:
-        record, self._running = self._running, None
-        return record
 
     def _end_epoch(self, record: EpochRecord, waiting: bool = False) -> bool:
         """4. Callbacks, the progress.txt row, the checkpoint; begin the next. True to stop."""
