@@ -21,7 +21,7 @@ import importlib
 import sys
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from keras_vpg._version import __version__ as __version__
 
 #: Public name -> module defining it (imported on first access).
 _EXPORTS = {
@@ -36,7 +36,7 @@ _EXPORTS = {
     "TensorBoardLogger": "keras_vpg.callbacks",
     "evaluate_policy": "keras_vpg.callbacks",
     "ExperimentGrid": "keras_vpg.grid",
-    "load_config": "keras_vpg.logger",
+    "load_config": "keras_vpg.config",
     "export": "keras_vpg.serving",
     "load_policy_and_env": "keras_vpg.serving",
     "run_policy": "keras_vpg.serving",
@@ -64,9 +64,9 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time see __getattr_
     from keras_vpg.actor_critic import ActorCritic, MLPActorCritic
     from keras_vpg.agent import VPG, vpg
     from keras_vpg.callbacks import EvalCallback, TensorBoardLogger, evaluate_policy
+    from keras_vpg.config import load_config
     from keras_vpg.distributions import Categorical, DiagGaussian, Distribution
     from keras_vpg.grid import ExperimentGrid
-    from keras_vpg.logger import load_config
     from keras_vpg.serving import export, load_policy_and_env, run_policy
 
 

@@ -11,14 +11,19 @@ Collection needs only the policy: values are computed for the whole batch
 after it. So where the backend's value steps run without holding the GIL (see
 ``VPG(overlap_update=...)``), the value steps of epoch ``k`` run in a background
 thread while epoch ``k + 1`` is collected with the already-updated policy -- the
-same computation as one after the other. Between chunks of that collection the
-loop checks whether they are done, and if so finishes epoch ``k`` (step 4)
-there. Everything an epoch logs travels in its :class:`EpochRecord`.
+same computation as one after the other. Epoch ``k`` is then finished (step 4)
+in one place: once epoch ``k + 1`` is collected, before its values are computed.
+Everything an epoch logs travels in its :class:`EpochRecord`.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
+import math
+import os
+import random
+import shlex
 import time
 import warnings
 from collections.abc import Callable
@@ -39,12 +44,14 @@ from keras_vpg.actor_critic import (
     check_observation_space,
 )
 from keras_vpg.buffer import VPGBuffer, gae_lambda
-from keras_vpg.config import DEFAULT_EPOCHS, VPGConfig
+from keras_vpg.checkpoint import CheckpointError, NonFiniteError
+from keras_vpg.config import DEFAULT_EPOCHS, VPGConfig, load_config
 from keras_vpg.files import atomic_write
-from keras_vpg.logger import EpochLogger, ProgressBar
+from keras_vpg.interrupt import Interrupted, StopOnSignals, print_line
+from keras_vpg.logger import EpochLogger, ProgressBar, resuming
 from keras_vpg.rollout import EpochRollout, RolloutCollector, make_vector_env
 from keras_vpg.sampling import PolicySampler, fast_paths_enabled
-from keras_vpg.trainers import UPDATE_METRICS, configure_threads, get_trainer
+from keras_vpg.trainers import UPDATE_METRICS, compat, configure_threads, get_trainer
 
 LearningRate = keras.optimizers.schedules.LearningRateSchedule
 
@@ -138,13 +145,15 @@ class VPG:
         (JAX; TensorFlow with an MLP policy; PyTorch with an MLP value function
         and Keras's plain ``Adam``, as with the defaults), in one process with
         two or more cores. Callbacks' ``on_epoch_end`` for epoch
-        ``k`` then runs while epoch ``k + 1`` is being collected, between chunks
-        of env steps (a callback that changes the policy there changes it for
-        the rest of that collection). ``True`` needs a single process and a
-        policy and value function that share no variables.
+        ``k`` then runs once epoch ``k + 1`` is collected (a callback that changes
+        the policy there changes it from epoch ``k + 2``'s collection on).
+        ``True`` needs a single process and a policy and value function that
+        share no variables.
     fast_paths : bool or None
-        Use the fast paths (numpy sampling of plain-MLP policies; see
-        :mod:`keras_vpg.sampling`). ``None``: on unless ``KERAS_VPG_FAST_PATHS=0``.
+        Use the fast paths: numpy sampling of plain-MLP policies (see
+        :mod:`keras_vpg.sampling`), PyTorch's TorchScript value steps and plain-torch
+        MLP calls, JAX's compiler options for small calls. ``False`` runs plain
+        Keras on every backend. ``None``: on unless ``KERAS_VPG_FAST_PATHS=0``.
         Which sampler a run used is recorded in ``config.json`` (``"sampler"``).
     keep_checkpoints : int
         Full checkpoints kept in ``checkpoints/`` (the newest; older ones are removed).
@@ -242,8 +251,9 @@ class VPG:
             keras.optimizers.Adam(learning_rate=config.vf_lr),
             config.train_v_iters,
             allreduce=mpi.allreduce_mean if self.num_procs > 1 else None,
+            fast_paths=fast_paths_enabled(config.fast_paths),
         )
-        self.sampler = PolicySampler(self.ac, self.trainer, fast_paths_enabled(config.fast_paths))
+        self.sampler = PolicySampler(self.ac, self.trainer, self.trainer.fast_paths)
         self.buffer = VPGBuffer(
             observation_space.shape,
             action_space.shape,
@@ -273,6 +283,10 @@ class VPG:
         self.total_env_interacts = 0
         self._elapsed = 0.0
         self._update_seconds = 0.0  # time the loop waited for updates (for benchmarks)
+        self._signals: StopOnSignals | None = None  # during fit: SIGINT / SIGTERM recorded
+        self._streams_at_collection = None  # (epoch, random streams at its collection start)
+        self._fit_target_epochs = None  # of the fit that wrote the checkpoint resumed
+        self._progress_bar = None
 
     def _choose_overlap(self, requested: bool | None) -> bool:
         """Whether value steps run in the background during the next collection."""
@@ -355,12 +369,15 @@ class VPG:
         self._clock = time.perf_counter()
         self._running: EpochRecord | None = None  # value steps in the background
         try:
-            with checkpoint.stop_on_signals(self):  # SIGINT / SIGTERM stop at a safe point
+            with StopOnSignals() as self._signals:  # SIGINT / SIGTERM stop at a safe point
                 self._train()
+                self._signals.check()  # a signal during the last update: stop (checkpointed)
         except BaseException as error:
+            self._signals = None
             self._finish_interrupted_epoch()
-            checkpoint.after_exception(self, error)  # on an interruption: a checkpoint
+            self._after_exception(error)  # on an interruption: a checkpoint
             raise
+        self._signals = None
         self._callbacks.on_train_end()
         return history
 
@@ -369,18 +386,17 @@ class VPG:
         chunk_rows = max(1, self.steps_per_env // 20)
         while True:
             # The random streams a checkpoint of this epoch would resume from.
-            checkpoint.note_collection_start(self, self.epoch + (self._running is not None))
-            # 1. Collect the epoch, in chunks. Between chunks: stop on a signal, and
-            #    finish the previous epoch as soon as its background value steps are done.
+            self._note_collection_start(self.epoch + (self._running is not None))
+            # 1. Collect the epoch, in chunks; between chunks, stop on a signal.
             for steps in self.collector.chunks(chunk_rows):
-                checkpoint.check_interrupt(self)
-                if self._running is not None and self._running.value_steps.done():
-                    if self._end_epoch(self._take_running()):
-                        return  # stopped by a callback: the rows stay for the next fit
-                elif self._running is None and self._progress_bar is not None:
+                self._signals.check()
+                if self._running is None and self._progress_bar is not None:
                     self._progress_bar.on_collect_progress(steps)
-            if self._running is not None:  # collected before the value steps were done
-                if self._end_epoch(self._take_running(), waiting=True):
+            # The previous epoch, whose value steps ran in the background during this
+            # collection, ends here (4. below); a stop leaves the rows for the next fit.
+            if self._running is not None:
+                record, self._running = self._running, None
+                if self._end_epoch(record, waiting=True):
                     return
             rollout = self.collector.finish_epoch()
 
@@ -393,7 +409,7 @@ class VPG:
             self._update_seconds += time.perf_counter() - started
 
             # 4. Log and checkpoint now, or, with the value steps in the background,
-            #    between chunks of the next collection.
+            #    once the next epoch is collected.
             if self.overlap_update and record.epoch < self._last_epoch:
                 self._running = record
             elif self._end_epoch(record, waiting=True) or record.epoch == self._last_epoch:
@@ -449,10 +465,6 @@ class VPG:
         done.set_result(self.trainer.update_value(batch))
         return done
 
-    def _take_running(self) -> EpochRecord:
-        record, self._running = self._running, None
-        return record
-
     def _end_epoch(self, record: EpochRecord, waiting: bool = False) -> bool:
         """4. Callbacks, the progress.txt row, the checkpoint; begin the next. True to stop."""
         start = time.perf_counter()
@@ -462,7 +474,7 @@ class VPG:
         logs = self._epoch_logs(record, value_metrics)
         self.epoch = record.epoch + 1  # the epoch is done (callbacks see the count)
         try:
-            checkpoint.check_finite(self, logs)  # a NaN loss or weight stops before any save
+            self._check_finite(logs)  # a NaN loss or weight stops before any save
             # Callbacks first: keys they add to `logs` (e.g. an evaluation) are logged too.
             self._callbacks.on_epoch_end(record.epoch, logs)
         finally:  # the row is written even if a callback raises
@@ -478,11 +490,11 @@ class VPG:
 
         Called once per epoch, after its row is written (the run directory then
         holds a consistent state). Writes ``model.keras`` and ``model_<epoch>.keras``,
-        and the full checkpoint (:func:`keras_vpg.checkpoint.save_checkpoint`).
+        and the full checkpoint (:meth:`_save_checkpoint`).
         """
         if (epoch + 1) % self.save_freq == 0 or final:
             self.logger.save_model(self.ac, epoch)
-            checkpoint.save_checkpoint(self)
+            self._save_checkpoint()
 
     def _write_row(self, epoch: int, logs: dict[str, float]) -> None:
         """Append the epoch's progress.txt row; the epoch counts as done."""
@@ -547,18 +559,272 @@ class VPG:
             self._background.shutdown()
             self._background = None
 
-    # -- saving -------------------------------------------------------------------------
+    # -- checkpoints (the format on disk: keras_vpg.checkpoint) ----------------------------
+    # A checkpoint holds the state after ``E`` completed epochs: every variable of the
+    # model and both optimizers (bit-exact), the counters, the target epoch count of the
+    # fit that wrote it, the run's config.json, and each rank's random streams as they
+    # were at the start of epoch E's collection, so a resume draws the same actions as
+    # the original run would have, given the same observations. Environments cannot be
+    # snapshotted in general: a resume resets them with a seed derived from the run's
+    # seed and E (`_resume_env_seed`), so two resumes from one checkpoint are identical.
+    def _variable_groups(self) -> dict[str, list]:
+        return {
+            "model": list(self.ac.variables),
+            "pi_optimizer": list(self.trainer.pi_optimizer.variables),
+            "vf_optimizer": list(self.trainer.vf_optimizer.variables),
+        }
+
+    def _random_streams(self) -> dict[str, Any]:
+        """This rank's random streams now, as JSON-able values."""
+        sampler = self.sampler.numpy  # plain-MLP policies only
+        np_state, py_state = np.random.get_state(), random.getstate()
+        return {
+            "seed_generator": _numpy(self.ac.seed_generator.state).tolist(),
+            "numpy_sampler": None if sampler is None else sampler.rng.bit_generator.state,
+            "numpy_global": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+            "python_random": [py_state[0], list(py_state[1]), py_state[2]],
+            "action_space": compat.space_generator_state(self.envs.action_space),
+            "single_action_space": compat.space_generator_state(self.envs.single_action_space),
+        }
+
+    def _set_random_streams(self, streams: dict[str, Any]) -> None:
+        seed_state = self.ac.seed_generator.state
+        seed_state.assign(np.asarray(streams["seed_generator"]).astype(_numpy(seed_state).dtype))
+        if self.sampler.numpy is not None and streams["numpy_sampler"] is not None:
+            self.sampler.numpy.rng.bit_generator.state = streams["numpy_sampler"]
+        name, keys, *rest = streams["numpy_global"]
+        np.random.set_state((name, np.asarray(keys, dtype=np.uint32), *rest))
+        version, internal, gauss = streams["python_random"]
+        random.setstate((version, tuple(internal), gauss))
+        for key in ("action_space", "single_action_space"):
+            if streams.get(key) is not None:
+                getattr(self.envs, key).np_random.bit_generator.state = streams[key]
+
+    def _note_collection_start(self, epoch: int) -> None:
+        """Epoch ``epoch``'s collection starts now: remember the random streams.
+
+        A checkpoint of ``epoch`` completed epochs written later (mid-collection:
+        Ctrl-C, or the end of the previous epoch while its update overlapped this
+        collection) stores these, the streams its resume must start from.
+        """
+        if self.buffer.ptr == 0:
+            self._streams_at_collection = (epoch, self._random_streams())
+
+    def _save_checkpoint(self) -> Path | None:
+        """Write ``checkpoints/ckpt_<self.epoch>`` (prune to ``keep_checkpoints``).
+
+        Call on every rank (the ranks' random streams are gathered); rank 0
+        writes and gets the path, the other ranks ``None``.
+
+        Raises
+        ------
+        NonFiniteError
+            If a weight is NaN or Inf (the last good checkpoint is never replaced by it).
+        """
+        bad = _non_finite_weights(self.ac)
+        if bad:
+            raise NonFiniteError(
+                f"not saving a checkpoint of epoch {self.epoch}: non-finite values in {bad}"
+            )
+        noted = self._streams_at_collection
+        # Epoch E's collection not started yet: now is its start.
+        mine = noted[1] if noted is not None and noted[0] == self.epoch else self._random_streams()
+        streams = mpi.gather_object(mine)
+        if self.rank != 0:
+            return None
+        groups = self._variable_groups()
+        arrays = {f"{group}/{i}": _numpy(v)
+                  for group, variables in groups.items() for i, v in enumerate(variables)}
+        seed_index = next(i for i, v in enumerate(groups["model"])
+                          if v is self.ac.seed_generator.state)
+        arrays[f"model/{seed_index}"] = np.asarray(  # as at the collection start, too
+            streams[0]["seed_generator"], dtype=arrays[f"model/{seed_index}"].dtype)
+        config_file = self.output_dir / "config.json"
+        state = {
+            "epoch": int(self.epoch),
+            "total_env_interacts": int(self.total_env_interacts),
+            "elapsed": float(self._elapsed),
+            "target_epochs": int(self._last_epoch) + 1 if hasattr(self, "_last_epoch") else None,
+            "backend": keras.backend.backend(),
+            "num_procs": self.num_procs,
+            "seed": int(self.config.seed),
+            "written": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "variables": {group: [[v.path, list(v.shape)] for v in variables]
+                          for group, variables in groups.items()},
+            "random_streams": streams,
+            "config": json.loads(config_file.read_text()) if config_file.exists() else {},
+        }
+        return checkpoint.write_checkpoint(self.output_dir, self.epoch, arrays, state,
+                                           self.keep_checkpoints)
+
+    def _restore_checkpoint(self, path: str | os.PathLike) -> None:
+        """Load the checkpoint at ``path`` into this agent (built with the same settings).
+
+        Restores every variable of the model and both optimizers bit for bit, the
+        epoch, ``TotalEnvInteracts``, elapsed time and this rank's random streams;
+        resets the envs with :func:`_resume_env_seed`; truncates ``progress.txt``
+        after the checkpoint's epoch; moves checkpoints newer than this one aside.
+
+        Raises
+        ------
+        CheckpointError
+            If the checkpoint is damaged or its variables do not match the agent's.
+        """
+        path = Path(path)
+        state, arrays = checkpoint.read_checkpoint(path)
+        if state["backend"] != keras.backend.backend():
+            warnings.warn(
+                f"{path} was written with the {state['backend']} backend, this is "
+                f"{keras.backend.backend()}: weights and optimizer state are restored, the "
+                "sampling stream may not repeat", stacklevel=3,
+            )
+        groups = self._variable_groups()
+        for group, variables in groups.items():
+            saved = state["variables"][group]
+            if len(saved) != len(variables):
+                raise CheckpointError(
+                    f"{path}: {group} has {len(saved)} variables, this agent's "
+                    f"{len(variables)} (was it built with other ac_kwargs or another "
+                    "actor_critic?)"
+                )
+            for i, (variable, (name, _shape)) in enumerate(zip(variables, saved)):
+                value = arrays[f"{group}/{i}"]
+                if tuple(value.shape) != tuple(variable.shape):
+                    raise CheckpointError(
+                        f"{path}: {group} variable {name} has shape {tuple(value.shape)}, "
+                        f"this agent's {variable.path} {tuple(variable.shape)}"
+                    )
+        for group, variables in groups.items():
+            for i, variable in enumerate(variables):
+                variable.assign(arrays[f"{group}/{i}"])
+        self.epoch = int(state["epoch"])
+        self.total_env_interacts = int(state["total_env_interacts"])
+        self._elapsed = float(state["elapsed"])
+        self._fit_target_epochs = state["target_epochs"]
+        self.collector.restart_episodes(_resume_env_seed(self.seed, self.epoch))
+        streams = state["random_streams"]
+        if len(streams) != self.num_procs and self.rank == 0:
+            warnings.warn(
+                f"{path} holds the random streams of {len(streams)} process(es), this run "
+                f"has {self.num_procs}: ranks without one keep their fresh seeding",
+                stacklevel=3,
+            )
+        if self.rank < len(streams):
+            self._set_random_streams(streams[self.rank])
+        self._streams_at_collection = None
+        self.logger.resume_from(self.epoch)
+        if self.rank == 0:
+            checkpoint.set_aside_newer(path, self.epoch)
+
     @classmethod
-    def restore(cls, run_dir: str, env_fn: Callable[[], gym.Env] | None = None,
+    def restore(cls, run_dir: str | os.PathLike, env_fn: Callable[[], gym.Env] | None = None,
                 **overrides) -> VPG:
         """Rebuild the agent of ``run_dir`` from its newest checkpoint; ``fit`` continues it.
 
         ``env_fn=None`` rebuilds the env from the gymnasium spec in the run's
-        ``config.json``; ``overrides`` replace saved constructor arguments. See
-        :func:`keras_vpg.checkpoint.restore_into` for what is restored.
+        ``config.json``; ``overrides`` replace saved constructor arguments. The
+        model, both optimizers, the counters and the random streams are those of
+        the checkpoint; ``progress.txt`` is cut after its epoch.
         """
-        return checkpoint.restore_agent(cls, run_dir, env_fn, **overrides)
+        run_dir = Path(run_dir)
+        if not run_dir.is_dir():
+            raise FileNotFoundError(f"run directory {run_dir} does not exist")
+        path = mpi.broadcast_object(
+            str(checkpoint.latest_checkpoint(run_dir)) if mpi.proc_id() == 0 else None)
+        if path == "None":
+            raise FileNotFoundError(
+                f"{run_dir} holds no usable checkpoint ({checkpoint.CHECKPOINTS}/ckpt_<epoch>); "
+                "start a new run instead"
+            )
+        parameters = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+        unknown = sorted(set(overrides) - set(parameters))
+        if unknown:
+            raise TypeError(f"VPG.restore got unknown arguments {unknown}; VPG takes {parameters}")
+        config_file = run_dir / "config.json"
+        if not config_file.exists() and mpi.proc_id() == 0:  # put back the checkpoint's copy
+            text = json.dumps(checkpoint.read_checkpoint(path)[0]["config"], indent=2,
+                              sort_keys=True)
+            atomic_write(config_file, lambda p: Path(p).write_text(text))
+        mpi.broadcast_object(None)  # the other ranks read config.json after rank 0 restored it
+        kwargs = load_config(run_dir, make_env=env_fn is None)
+        env_fn = env_fn or kwargs.pop("env_fn", None)
+        kwargs.pop("env_fn", None)
+        if env_fn is None:
+            raise ValueError(
+                f"the config.json of {run_dir} holds no gymnasium spec of the env (it was not "
+                "made by gym.make, or its kwargs are not JSON); pass env_fn="
+            )
+        if isinstance(kwargs.get("actor_critic"), str) and "actor_critic" not in overrides:
+            raise TypeError(
+                f"cannot import actor_critic={kwargs['actor_critic']!r} recorded in "
+                f"{config_file}; pass actor_critic= to VPG.restore"
+            )
+        exp_name = json.loads(config_file.read_text()).get("exp_name")
+        kwargs["logger_kwargs"] = {"output_dir": str(run_dir), "exp_name": exp_name}
+        kwargs.update(overrides)
+        with resuming(run_dir):
+            agent = cls(env_fn, **kwargs)
+        agent._restore_checkpoint(path)
+        return agent
 
+    # -- stopping: signals, non-finite numbers -------------------------------------------
+    def _check_finite(self, logs: dict[str, float]) -> None:
+        """After an epoch is logged: stop on a non-finite loss or weight.
+
+        Raises
+        ------
+        NonFiniteError
+            Naming the losses / variables, the epoch and the last good checkpoint.
+        """
+        losses = [f"{k} = {logs[k]}" for k in ("LossPi", "LossV")
+                  if k in logs and not math.isfinite(logs[k])]
+        variables = _non_finite_weights(self.ac)
+        if not losses and not variables:
+            return
+        what = ", ".join(losses + ([f"non-finite weights in {variables}"] if variables else []))
+        last = checkpoint.latest_checkpoint(self.output_dir) if self.rank == 0 else None
+        raise NonFiniteError(
+            f"training stopped at epoch {self.epoch - 1}: {what}. Nothing from this epoch "
+            f"was saved; the last good checkpoint is {last} (resume: keras-vpg train --resume "
+            f"{shlex.quote(str(self.output_dir))}). Check the env's rewards and observations "
+            "or lower pi_lr / vf_lr."
+        )
+
+    def _after_exception(self, error: BaseException) -> None:
+        """In ``fit``'s exception path: on an interruption, checkpoint and say so.
+
+        An :class:`~keras_vpg.interrupt.Interrupted` comes from a safe point: the
+        model is that of the last completed update, so it is checkpointed (and
+        ``model.keras`` written). Any other ``KeyboardInterrupt`` (a second Ctrl-C)
+        may have hit mid-update: nothing is written. Other exceptions write nothing.
+        """
+        if not isinstance(error, KeyboardInterrupt):
+            return
+        run = shlex.quote(str(self.output_dir))
+        bar = self._progress_bar is not None  # a bar line to end first
+        if isinstance(error, Interrupted):
+            try:
+                existing = checkpoint.checkpoint_dir(self.output_dir) / f"ckpt_{self.epoch}"
+                if self.rank == 0 and existing.is_dir() and checkpoint.is_usable(existing):
+                    path = existing
+                    mpi.gather_object(None)  # keep the ranks' collective calls paired
+                else:
+                    path = self._save_checkpoint()
+                self.logger.save_model(self.ac)
+            except NonFiniteError:
+                path = None
+            error.checkpoint = None if path is None else str(path)
+            if self.rank == 0:
+                name = "SIGTERM" if error.exit_status == 143 else "Ctrl-C"
+                where = path or checkpoint.latest_checkpoint(self.output_dir)
+                print_line(f"{name}: stopped with {self.epoch} epoch(s) done; checkpoint "
+                           f"{where}; resume with: keras-vpg train --resume {run}", bar)
+        elif self.rank == 0:
+            print_line(f"Stopped at once, no new checkpoint (last: "
+                       f"{checkpoint.latest_checkpoint(self.output_dir)}); resume with: "
+                       f"keras-vpg train --resume {run}", bar)
+
+    # -- saving -------------------------------------------------------------------------
     def save(self, filepath: str) -> None:
         """Save the ActorCritic as a ``.keras`` file (written to a temp name, then renamed)."""
         if not str(filepath).endswith(".keras"):
@@ -606,6 +872,63 @@ def vpg(
     )
     agent.fit(epochs=epochs, **fit_kwargs)
     return agent
+
+
+def resume_run(
+    run_dir: str | os.PathLike,
+    epochs: int | None = None,
+    env_fn: Callable[[], gym.Env] | None = None,
+    callbacks: list[keras.callbacks.Callback] | None = None,
+    verbose: int = 1,
+    **overrides,
+) -> VPG:
+    """Finish an interrupted run: restore ``run_dir`` and train up to ``epochs`` in total.
+
+    What ``keras-vpg train --resume RUN_DIR [--epochs TOTAL]`` runs.
+
+    Parameters
+    ----------
+    run_dir : str or path
+        The run's ``output_dir``.
+    epochs : int or None
+        Total epochs of the run (counting those already done); ``None``: the
+        total of the ``fit`` that wrote the checkpoint.
+    env_fn : callable or None
+        ``None``: rebuilt from the gymnasium spec in the run's config.
+    callbacks, verbose
+        As in :meth:`VPG.fit`.
+    **overrides
+        VPG constructor arguments replacing the saved ones.
+
+    Returns
+    -------
+    VPG
+        The agent, trained to ``epochs`` (not trained if the run is complete).
+    """
+    agent = VPG.restore(run_dir, env_fn=env_fn, **overrides)
+    total = epochs if epochs is not None else agent._fit_target_epochs
+    if total is None:
+        raise ValueError(f"the checkpoint of {run_dir} records no epoch total; pass epochs=")
+    if agent.epoch >= total:
+        if agent.rank == 0:
+            print(f"{run_dir} has already run {agent.epoch} of {total} epochs; nothing to do")
+        return agent
+    agent.fit(epochs=total - agent.epoch, callbacks=callbacks, verbose=verbose)
+    return agent
+
+
+def _numpy(variable) -> np.ndarray:
+    return np.array(keras.ops.convert_to_numpy(variable))
+
+
+def _non_finite_weights(model: keras.Model) -> list[str]:
+    """Paths of ``model``'s floating-point variables holding NaN or Inf."""
+    return checkpoint.non_finite((v.path, _numpy(v)) for v in model.variables)
+
+
+def _resume_env_seed(seed: int, epoch: int) -> int:
+    """Seed of the envs' first reset when a rank with ``seed`` resumes at ``epoch``."""
+    return int(np.random.SeedSequence([int(seed), int(epoch), 17]).generate_state(1)[0])
 
 
 def _steps_per_env(steps_per_epoch: int, num_envs: int, num_procs: int) -> int:

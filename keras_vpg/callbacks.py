@@ -19,6 +19,7 @@ import numpy as np
 
 from keras_vpg import mpi
 from keras_vpg.files import atomic_write
+from keras_vpg.rollout import batched_policy, play_episodes
 
 #: Columns :class:`EvalCallback` adds to every epoch's logs (NaN on epochs without an eval).
 EVAL_COLUMNS = ("EvalAverageEpRet", "EvalStdEpRet", "EvalEpLen")
@@ -35,9 +36,10 @@ def evaluate_policy(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Returns and lengths of ``n_eval_episodes`` episodes of ``model``'s policy.
 
-    The episodes run side by side, one env each (one batched ``model.act`` call
-    per step), and episode ``k`` starts from ``reset(seed=seed + k)``: the same
-    deterministic policy always scores the same.
+    The episodes run side by side, one env each, on the one episode runner
+    (:func:`keras_vpg.rollout.play_episodes`, one batched policy call per step,
+    the numpy sampler for a plain MLP), and episode ``k`` starts from
+    ``reset(seed=seed + k)``: the same policy always scores the same.
 
     Parameters
     ----------
@@ -63,23 +65,9 @@ def evaluate_policy(
     own = envs is None
     envs = [env_fn() for _ in range(n_eval_episodes)] if own else list(envs)
     try:
-        first = [env.reset(seed=seed + k)[0] for k, env in enumerate(envs)]
-        obs = np.stack([np.asarray(o, dtype=np.float32) for o in first])
-        returns = np.zeros(len(envs))
-        lengths = np.zeros(len(envs), dtype=np.int64)
-        running = np.ones(len(envs), dtype=bool)
-        while running.any():
-            # The whole batch every step (finished envs' last obs included): one input
-            # shape, so compiled backends trace the policy once.
-            actions = model.act(obs, deterministic=deterministic)
-            for k in np.flatnonzero(running):
-                next_obs, reward, terminated, truncated, _ = envs[k].step(actions[k])
-                returns[k] += float(reward)
-                lengths[k] += 1
-                obs[k] = next_obs
-                if terminated or truncated or (max_ep_len and lengths[k] >= max_ep_len):
-                    running[k] = False
-        return returns, lengths
+        stats = play_episodes(batched_policy(model, deterministic, seed), envs, n_eval_episodes,
+                              max_ep_len, seed)
+        return np.asarray(stats.returns), np.asarray(stats.lengths, dtype=np.int64)
     finally:
         if own:
             for env in envs:

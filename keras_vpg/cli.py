@@ -328,7 +328,7 @@ def _resume(args: argparse.Namespace) -> None:
     import gymnasium as gym
 
     import keras_vpg
-    from keras_vpg.checkpoint import resume_run
+    from keras_vpg.agent import resume_run
     from keras_vpg.grid import final_return
 
     callbacks = []

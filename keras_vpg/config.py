@@ -6,7 +6,9 @@
 - the defaults of :class:`keras_vpg.VPG` and :func:`keras_vpg.vpg` (a test pins their
   signatures to these defaults; the signatures stay explicit for readers and IDEs),
 - ``config.json`` (:meth:`VPGConfig.to_json` / :meth:`VPGConfig.from_json` round trip),
-- the command line's flags, with defaults and help (:func:`add_arguments`).
+- the command line's flags, with defaults and help (:func:`add_arguments`),
+- reading a run's ``config.json`` back as ``VPG`` arguments (:func:`load_config`), the
+  env included (:func:`env_from_spec`, the one way keras-vpg rebuilds a recorded env).
 
 The callables of a run (``env_fn``, ``actor_critic``) are not hyperparameters and
 are checked by :class:`keras_vpg.VPG` itself.
@@ -16,9 +18,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
+import importlib
+import json
 import math
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -173,17 +179,77 @@ class VPGConfig:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> VPGConfig:
         """A config from :meth:`to_json`'s output (other keys, e.g. ``env_spec``, ignored)."""
-        import keras
-
         names = {f.name for f in dataclasses.fields(cls)}
-        kwargs = {k: v for k, v in data.items() if k in names}
-        for name in ("pi_lr", "vf_lr"):
-            if isinstance(kwargs.get(name), dict):
-                kwargs[name] = keras.optimizers.schedules.deserialize(kwargs[name])
-        if isinstance(kwargs.get("ac_kwargs"), dict):  # JSON has no tuples
-            kwargs["ac_kwargs"] = {k: tuple(v) if isinstance(v, list) else v
-                                   for k, v in kwargs["ac_kwargs"].items()}
-        return cls(**kwargs)
+        return cls(**_from_json_values({k: v for k, v in data.items() if k in names}))
+
+
+def _from_json_values(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Schedules rebuilt from their Keras config; JSON lists in ``ac_kwargs`` as tuples."""
+    kwargs = dict(kwargs)
+    for name in ("pi_lr", "vf_lr"):
+        if isinstance(kwargs.get(name), dict):
+            import keras
+
+            kwargs[name] = keras.optimizers.schedules.deserialize(kwargs[name])
+    if isinstance(kwargs.get("ac_kwargs"), dict):  # JSON has no tuples
+        kwargs["ac_kwargs"] = {k: tuple(v) if isinstance(v, list) else v
+                               for k, v in kwargs["ac_kwargs"].items()}
+    return kwargs
+
+
+def env_from_spec(spec_json: str, **make_kwargs: Any) -> Any:
+    """``gymnasium.make`` of an env spec recorded as JSON (id, time limit, keyword arguments).
+
+    ``make_kwargs`` (e.g. ``render_mode``) are passed to ``gymnasium.make``.
+    """
+    import gymnasium as gym
+
+    return gym.make(gym.envs.registration.EnvSpec.from_json(spec_json), **make_kwargs)
+
+
+def load_config(path: str | Path, make_env: bool = True) -> dict[str, Any]:
+    """A run's ``config.json`` back as keyword arguments of :class:`keras_vpg.VPG`.
+
+    ``keras_vpg.VPG(**load_config("data/hc/hc_s0"))`` builds the run again with
+    the same settings (give ``logger_kwargs`` a new ``output_dir`` to keep the old
+    run's files). Learning-rate schedules are rebuilt with
+    ``keras.optimizers.schedules.deserialize``; ``actor_critic`` is imported from
+    its recorded ``module.name`` (a name that cannot be imported, such as a
+    lambda's, is left as that string: replace it before calling ``VPG``); JSON
+    lists in ``ac_kwargs`` become tuples. Keys that are not ``VPG`` arguments
+    (``env_spec``, ``backend``, ``num_procs``, ``exp_name``...) are left out.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``config.json`` or the run directory holding it.
+    make_env : bool
+        Add ``env_fn`` rebuilding the env from the recorded gymnasium spec
+        (:func:`env_from_spec`). Runs whose env had no spec get no ``env_fn``.
+
+    Returns
+    -------
+    dict
+        Keyword arguments of ``VPG`` (``env_fn`` only with ``make_env``).
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no config.json at {path}")
+    config = json.loads(path.read_text())
+    # VPG's arguments after env_fn: actor_critic, then every field here.
+    names = ["actor_critic"] + [f.name for f in dataclasses.fields(VPGConfig)]
+    kwargs = _from_json_values({name: config[name] for name in names if name in config})
+    if isinstance(kwargs.get("actor_critic"), str):
+        module, _, name = kwargs["actor_critic"].rpartition(".")
+        try:
+            kwargs["actor_critic"] = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError, ValueError):
+            pass  # left as the recorded name; VPG says actor_critic must be callable
+    if make_env and config.get("env_spec"):
+        kwargs["env_fn"] = functools.partial(env_from_spec, config["env_spec"])
+    return kwargs
 
 
 def json_value(obj: Any) -> Any:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from keras_vpg.mpi import usable_cores
+from keras_vpg.plot import read_progress
 
 LINE = "=" * 80
 _PATH_CHARS = set("-_" + string.ascii_letters + string.digits)
@@ -394,12 +395,9 @@ def run_experiments(
 
 def final_return(output_dir: str | os.PathLike, column: str = "AverageEpRet") -> float:
     """The last epoch's ``column`` in ``output_dir/progress.txt`` (NaN if there is none)."""
-    path = Path(output_dir) / "progress.txt"
     try:
-        lines = [line for line in path.read_text().splitlines() if line.strip()]
-        header = lines[0].split("\t")
-        return float(lines[-1].split("\t")[header.index(column)]) if len(lines) > 1 else math.nan
-    except (OSError, ValueError, IndexError):
+        return float(read_progress(Path(output_dir) / "progress.txt")[column][-1])
+    except (OSError, ValueError, KeyError, IndexError):
         return math.nan
 
 

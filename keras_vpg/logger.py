@@ -253,66 +253,6 @@ class EpochLogger:
             atomic_write(self.output_dir / name, model.save)
 
 
-def load_config(path: str | Path, make_env: bool = True) -> dict[str, Any]:
-    """A run's ``config.json`` back as keyword arguments of :class:`keras_vpg.VPG`.
-
-    ``keras_vpg.VPG(**load_config("data/hc/hc_s0"))`` builds the run again with
-    the same settings (give ``logger_kwargs`` a new ``output_dir`` to keep the old
-    run's files). Learning-rate schedules are rebuilt with
-    ``keras.optimizers.schedules.deserialize``; ``actor_critic`` is imported from
-    its recorded ``module.name`` (a name that cannot be imported, such as a
-    lambda's, is left as that string: replace it before calling ``VPG``); JSON
-    lists in ``ac_kwargs`` become tuples. Keys that are not ``VPG`` arguments
-    (``env_spec``, ``backend``, ``num_procs``, ``exp_name``...) are left out.
-
-    Parameters
-    ----------
-    path : str or Path
-        ``config.json`` or the run directory holding it.
-    make_env : bool
-        Add ``env_fn`` rebuilding the env from the recorded gymnasium spec
-        (``gymnasium.make(spec)``; id, time limit and keyword arguments). Runs whose
-        env had no spec get no ``env_fn``.
-
-    Returns
-    -------
-    dict
-        Keyword arguments of ``VPG`` (``env_fn`` only with ``make_env``).
-    """
-    import functools
-    import importlib
-    import inspect
-
-    from keras_vpg.agent import VPG
-
-    path = Path(path)
-    if path.is_dir():
-        path = path / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"no config.json at {path}")
-    config = json.loads(path.read_text())
-    names = [n for n in inspect.signature(VPG.__init__).parameters if n not in ("self", "env_fn")]
-    kwargs = {name: config[name] for name in names if name in config}
-    for name in ("pi_lr", "vf_lr"):
-        if isinstance(kwargs.get(name), dict):
-            kwargs[name] = keras.optimizers.schedules.deserialize(kwargs[name])
-    if isinstance(kwargs.get("ac_kwargs"), dict):
-        kwargs["ac_kwargs"] = {k: tuple(v) if isinstance(v, list) else v
-                               for k, v in kwargs["ac_kwargs"].items()}
-    if isinstance(kwargs.get("actor_critic"), str):
-        module, _, name = kwargs["actor_critic"].rpartition(".")
-        try:
-            kwargs["actor_critic"] = getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError, ValueError):
-            pass  # left as the recorded name; VPG says actor_critic must be callable
-    if make_env and config.get("env_spec"):
-        import gymnasium as gym
-
-        spec = gym.envs.registration.EnvSpec.from_json(config["env_spec"])
-        kwargs["env_fn"] = functools.partial(gym.make, spec)
-    return kwargs
-
-
 class ProgressBar(keras.callbacks.Callback):
     """A Keras ``Progbar`` per epoch, ending in a summary line of the key statistics.
 
@@ -375,7 +315,7 @@ def run_versions() -> dict[str, str | None]:
     import platform
     import subprocess
 
-    from keras_vpg import __version__
+    from keras_vpg._version import __version__
 
     def version(name: str) -> str | None:
         try:

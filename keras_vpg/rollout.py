@@ -1,8 +1,15 @@
-"""Vectorized experience collection: one batched sampler call per env step, in chunks."""
+"""Experience collection: one batched sampler call per env step, in chunks; and whole episodes.
+
+Training collects with :class:`RolloutCollector`; evaluation (``EvalCallback``),
+``keras-vpg test-policy`` and :func:`keras_vpg.run_policy` all run episodes with
+:func:`play_episodes`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import gymnasium as gym
@@ -12,6 +19,7 @@ from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 from keras_vpg.buffer import Transitions, VPGBuffer
 from keras_vpg.config import VECTOR_MODES
 from keras_vpg.env_checks import CheckEnvData
+from keras_vpg.trainers.numpy_policy import NumpyPolicySampler
 
 
 def make_vector_env(
@@ -229,3 +237,119 @@ def _env_action_fn(space: gym.Space) -> Callable[[np.ndarray], np.ndarray]:
     if start == 0:
         return lambda a: a.astype(np.int64)
     return lambda a: a.astype(np.int64) + start
+
+
+# -- whole episodes with a fixed policy (evaluation, test-policy, run_policy) ---------------
+@dataclass
+class EpisodeStats:
+    """Returns and lengths of finished episodes (``returns[i]``, ``lengths[i]``: episode i).
+
+    ``steps_per_second`` is the env steps of all episodes over the wall time
+    (``nan`` when not measured).
+    """
+
+    returns: Sequence[float]
+    lengths: Sequence[int]
+    steps_per_second: float = math.nan
+
+    def summary(self) -> str:
+        """One line: mean ± std of the return and of the length over the episodes."""
+        returns = np.asarray(self.returns, dtype=np.float64)
+        lengths = np.asarray(self.lengths, dtype=np.float64)
+        speed = "" if math.isnan(self.steps_per_second) else (
+            f", {self.steps_per_second:,.0f} steps/s")
+        return (f"{len(returns)} episodes: EpRet {returns.mean():.4g} ± {returns.std():.3g} "
+                f"(min {returns.min():.4g}, max {returns.max():.4g}), "
+                f"EpLen {lengths.mean():.4g} ± {lengths.std():.3g}{speed}")
+
+
+def batched_policy(ac, deterministic: bool = False, seed: int | None = None
+                   ) -> Callable[[np.ndarray], np.ndarray]:
+    """``obs (B, *O) -> env-ready actions (B, ...)`` in one call per batch (numpy).
+
+    A plain-MLP policy runs in numpy on weights read once, the path training
+    collects with (:class:`~keras_vpg.trainers.numpy_policy.NumpyPolicySampler`),
+    its draws seeded by ``seed`` when given; other models use ``ac.act``. The
+    weights must not change while the returned function is used.
+    """
+    sampler = NumpyPolicySampler.for_model(ac)
+    if sampler is None:
+        return lambda obs: ac.act(obs, deterministic=deterministic)
+    sampler.begin()
+    if seed is not None:
+        sampler.rng = np.random.default_rng(seed)
+    to_env_action = _env_action_fn(ac.action_space)
+    if deterministic:
+        return lambda obs: to_env_action(sampler.mode(obs))
+    return lambda obs: to_env_action(sampler.sample(obs)[0])
+
+
+def play_episodes(
+    policy: Callable[[np.ndarray], np.ndarray],
+    envs: Sequence[gym.Env],
+    num_episodes: int,
+    max_ep_len: int | None = 0,
+    seed: int | None = 0,
+    render: bool = False,
+    on_episode: Callable[[float, int], None] | None = None,
+) -> EpisodeStats:
+    """Run ``num_episodes`` episodes of ``policy`` on ``envs`` side by side: the one episode runner.
+
+    Env ``i`` is first reset with ``seed + i`` (``None``: unseeded) and runs a
+    fixed share of the episodes, ``(num_episodes + i) // len(envs)``, so the
+    result does not favour short episodes, as taking the first ``num_episodes``
+    to finish would. Each step makes one policy call on the whole batch
+    (finished envs' last observations included: one input shape, so a compiled
+    policy is traced once).
+
+    Parameters
+    ----------
+    policy : callable
+        ``obs (len(envs), *O) float32 -> env actions (len(envs), ...)``.
+    envs : sequence of gymnasium.Env
+        Stepped one by one (left open).
+    num_episodes : int
+    max_ep_len : int or None
+        Cut episodes after this many steps (0 / ``None``: only the env's own limit).
+    seed : int or None
+    render : bool
+        Render the first env before each of its steps.
+    on_episode : callable, optional
+        ``(return, length)`` of each episode as it ends.
+
+    Returns
+    -------
+    EpisodeStats
+        Episodes ordered by env, then by time.
+    """
+    count = len(envs)
+    quota = [(num_episodes + i) // count for i in range(count)]
+    returns: list[list[float]] = [[] for _ in range(count)]
+    lengths: list[list[int]] = [[] for _ in range(count)]
+    obs = np.stack([np.asarray(env.reset(seed=None if seed is None else seed + i)[0],
+                               dtype=np.float32) for i, env in enumerate(envs)])
+    ep_ret, ep_len = np.zeros(count), np.zeros(count, dtype=np.int64)
+    active = [i for i in range(count) if quota[i]]
+    steps, start = 0, time.perf_counter()
+    while active:
+        actions = policy(obs)
+        for i in active:
+            if render and i == 0:
+                envs[i].render()
+            next_obs, reward, terminated, truncated, _ = envs[i].step(actions[i])
+            ep_ret[i] += float(reward)
+            ep_len[i] += 1
+            if terminated or truncated or (max_ep_len and ep_len[i] >= max_ep_len):
+                returns[i].append(float(ep_ret[i]))
+                lengths[i].append(int(ep_len[i]))
+                if on_episode is not None:
+                    on_episode(returns[i][-1], lengths[i][-1])
+                ep_ret[i], ep_len[i] = 0.0, 0
+                if len(returns[i]) < quota[i]:
+                    next_obs, _ = envs[i].reset()
+            obs[i] = next_obs
+        steps += len(active)
+        active = [i for i in active if len(returns[i]) < quota[i]]
+    seconds = time.perf_counter() - start
+    return EpisodeStats([r for rs in returns for r in rs], [n for ns in lengths for n in ns],
+                        steps / max(seconds, 1e-9))

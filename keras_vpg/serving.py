@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import math
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import gymnasium as gym
@@ -21,6 +18,11 @@ import keras
 import numpy as np
 
 from keras_vpg import actor_critic  # noqa: F401  (registers ActorCritic with Keras's loader)
+from keras_vpg.config import env_from_spec
+from keras_vpg.rollout import EpisodeStats, batched_policy, play_episodes
+
+__all__ = ["EpisodeStats", "batched_policy", "export", "load_policy_and_env", "run_episodes",
+           "run_policy"]
 
 
 def checkpoint_path(run_dir: str | Path, itr: int | str = "last") -> Path:
@@ -65,7 +67,7 @@ def make_env_from_run(run_dir: str | Path, **make_kwargs) -> gym.Env:
             f"{str(config_file)!r} has no gymnasium env spec (the env was not made with "
             "gym.make); pass an env id explicitly"
         )
-    return gym.make(gym.envs.registration.EnvSpec.from_json(spec_json), **make_kwargs)
+    return env_from_spec(spec_json, **make_kwargs)
 
 
 def load_policy_and_env(
@@ -102,80 +104,28 @@ def run_policy(
     seed: int | None = 0,
     verbose: bool = True,
 ) -> list[tuple[float, int]]:
-    """Roll out ``num_episodes`` episodes and print each return and length.
+    """Roll out ``num_episodes`` episodes one after the other and print each return and length.
 
+    Spinning Up's ``run_policy``: ``get_action`` takes one observation. Runs on
+    :func:`keras_vpg.rollout.play_episodes` (``env`` reset with ``seed`` first).
     Returns the list of ``(return, length)``; ``max_ep_len=0`` means no cap.
     """
     if env is None:
         raise ValueError("env is None: the environment could not be rebuilt; pass one")
-    results = []
-    obs, _ = env.reset(seed=seed)
-    ep_ret, ep_len = 0.0, 0
-    while len(results) < num_episodes:
-        if render:
-            env.render()
-        obs, reward, terminated, truncated, _ = env.step(get_action(obs))
-        ep_ret += float(reward)
-        ep_len += 1
-        if terminated or truncated or (max_ep_len and ep_len == max_ep_len):
-            results.append((ep_ret, ep_len))
-            if verbose:
-                print(f"Episode {len(results) - 1} \t EpRet {ep_ret:.3f} \t EpLen {ep_len}")
-            obs, _ = env.reset()
-            ep_ret, ep_len = 0.0, 0
-    if verbose and results:
-        returns = np.array([r for r, _ in results])
-        lengths = np.array([n for _, n in results])
+
+    def report(ep_ret: float, ep_len: int) -> None:
+        if verbose:
+            print(f"Episode {report.count} \t EpRet {ep_ret:.3f} \t EpLen {ep_len}")
+        report.count += 1
+
+    report.count = 0
+    stats = play_episodes(lambda obs: np.asarray(get_action(obs[0]))[None], [env],
+                          num_episodes, max_ep_len, seed, render, report)
+    if verbose and stats.returns:
+        returns, lengths = np.array(stats.returns), np.array(stats.lengths)
         print(f"AverageEpRet {returns.mean():.3f} \t StdEpRet {returns.std():.3f} \t "
               f"EpLen {lengths.mean():.1f}")
-    return results
-
-
-@dataclass
-class EpisodeStats:
-    """Returns and lengths of finished episodes (``returns[i]``, ``lengths[i]``: episode i).
-
-    ``steps_per_second`` is the env steps of all episodes over the wall time
-    (``nan`` when not measured).
-    """
-
-    returns: Sequence[float]
-    lengths: Sequence[int]
-    steps_per_second: float = math.nan
-
-    def summary(self) -> str:
-        """One line: mean ± std of the return and of the length over the episodes."""
-        returns = np.asarray(self.returns, dtype=np.float64)
-        lengths = np.asarray(self.lengths, dtype=np.float64)
-        speed = "" if math.isnan(self.steps_per_second) else (
-            f", {self.steps_per_second:,.0f} steps/s")
-        return (f"{len(returns)} episodes: EpRet {returns.mean():.4g} ± {returns.std():.3g} "
-                f"(min {returns.min():.4g}, max {returns.max():.4g}), "
-                f"EpLen {lengths.mean():.4g} ± {lengths.std():.3g}{speed}")
-
-
-def batched_policy(ac: keras.Model, deterministic: bool = False, seed: int | None = None
-                   ) -> Callable[[np.ndarray], np.ndarray]:
-    """``obs (B, *O) -> env-ready actions (B, ...)`` in one call per batch (numpy).
-
-    A plain-MLP policy runs in numpy on weights read once, the path training
-    collects with (:class:`~keras_vpg.trainers.numpy_policy.NumpyPolicySampler`),
-    its draws seeded by ``seed`` when given; other models use ``ac.act``. The
-    weights must not change while the returned function is used.
-    """
-    from keras_vpg.rollout import _env_action_fn
-    from keras_vpg.trainers.numpy_policy import NumpyPolicySampler
-
-    sampler = NumpyPolicySampler.for_model(ac)
-    if sampler is None:
-        return lambda obs: ac.act(obs, deterministic=deterministic)
-    sampler.begin()
-    if seed is not None:
-        sampler.rng = np.random.default_rng(seed)
-    to_env_action = _env_action_fn(ac.action_space)
-    if deterministic:
-        return lambda obs: to_env_action(sampler.mode(obs))
-    return lambda obs: to_env_action(sampler.sample(obs)[0])
+    return list(zip(stats.returns, stats.lengths))
 
 
 def run_episodes(
@@ -189,80 +139,31 @@ def run_episodes(
 ) -> EpisodeStats:
     """Run ``num_episodes`` episodes of a policy on copies of ``env_fn()``, batched.
 
-    ``min(num_envs, num_episodes)`` envs step together (a gymnasium
-    ``SyncVectorEnv``, env i reset with ``seed + i``), with one batched policy
-    call per step (:func:`batched_policy`). Env i runs a fixed share of the
-    episodes (``(num_episodes + i) // num_envs``), so the result does not favour
-    short episodes, as taking the first ``num_episodes`` to finish would.
-
-    Parameters
-    ----------
-    ac : ActorCritic
-    env_fn : callable
-        ``() -> gymnasium.Env``.
-    num_episodes : int
-    max_ep_len : int
-        Cut episodes after this many steps (0: only the env's own limit).
-    deterministic : bool
-        Take the mode of the policy instead of sampling.
-    num_envs : int, optional
-        Envs stepped together (``None``: 8).
-    seed : int, optional
-        Env i is reset with ``seed + i``; the numpy sampler's draws use ``seed``.
+    ``min(num_envs, num_episodes)`` envs step together with one batched policy
+    call per step (:func:`keras_vpg.rollout.batched_policy`); env i is reset with
+    ``seed + i`` and runs a fixed share of the episodes
+    (:func:`keras_vpg.rollout.play_episodes`). ``max_ep_len``: cut episodes after
+    this many steps (0: only the env's own limit); ``num_envs=None``: 8;
+    ``seed`` also seeds the numpy sampler's draws.
 
     Returns
     -------
     EpisodeStats
         Episodes ordered by env, then by time.
     """
-    from keras_vpg.rollout import make_vector_env
-
     for name, value, minimum in (("num_episodes", num_episodes, 1),
                                  ("num_envs", 8 if num_envs is None else num_envs, 1),
                                  ("max_ep_len", max_ep_len, 0)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
             raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     count = min(8 if num_envs is None else int(num_envs), int(num_episodes))
-    quota = [(num_episodes + i) // count for i in range(count)]
-    policy = batched_policy(ac, deterministic, seed)
-    envs = make_vector_env(env_fn, count, max_ep_len or None, "sync")
-    start = time.perf_counter()
+    envs = [env_fn() for _ in range(count)]
     try:
-        obs, _ = envs.reset(seed=seed)
-        obs = np.array(obs, dtype=np.float32)
-        # Step the sub-envs one by one (as the training collector does): envs that
-        # have run their share stop, and no per-step merging of info dicts.
-        returns: list[list[float]] = [[] for _ in range(count)]
-        lengths: list[list[int]] = [[] for _ in range(count)]
-        ep_ret = np.zeros(count)
-        ep_len = np.zeros(count, dtype=np.int64)
-        active = list(range(count))
-        steps = 0
-        while active:
-            actions = policy(obs if len(active) == count else obs[active])
-            finished_share = False
-            for action, i in zip(actions, active):
-                env = envs.envs[i]
-                next_obs, reward, terminated, truncated, _ = env.step(action)
-                ep_ret[i] += float(reward)
-                ep_len[i] += 1
-                if terminated or truncated:
-                    returns[i].append(float(ep_ret[i]))
-                    lengths[i].append(int(ep_len[i]))
-                    ep_ret[i], ep_len[i] = 0.0, 0
-                    if len(returns[i]) < quota[i]:
-                        next_obs, _ = env.reset()
-                    else:
-                        finished_share = True
-                obs[i] = next_obs
-            steps += len(active)
-            if finished_share:
-                active = [i for i in active if len(returns[i]) < quota[i]]
+        return play_episodes(batched_policy(ac, deterministic, seed), envs, int(num_episodes),
+                             max_ep_len, seed)
     finally:
-        envs.close()
-    seconds = time.perf_counter() - start
-    return EpisodeStats([r for rs in returns for r in rs], [n for ns in lengths for n in ns],
-                        steps / max(seconds, 1e-9))
+        for env in envs:
+            env.close()
 
 
 #: What exporting needs, per format: (module to import, extra that installs it).

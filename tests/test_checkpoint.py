@@ -13,12 +13,12 @@ import pytest
 
 import keras_vpg
 from keras_vpg import checkpoint
+from keras_vpg.agent import _non_finite_weights, resume_run
 from keras_vpg.checkpoint import (
     NonFiniteError,
     latest_checkpoint,
     list_checkpoints,
     read_checkpoint,
-    resume_run,
 )
 from keras_vpg.interrupt import (
     Interrupted,
@@ -46,7 +46,7 @@ def make_agent(run_dir, env_fn=None, **kwargs):
 
 def arrays(agent):
     return {group: [np.array(keras.ops.convert_to_numpy(v)) for v in variables]
-            for group, variables in checkpoint._variable_groups(agent).items()}
+            for group, variables in agent._variable_groups().items()}
 
 
 def progress(run_dir):
@@ -68,7 +68,7 @@ def test_round_trip_is_bit_exact(env_fn, schedule, tmp_path):
     agent.fit(epochs=3, verbose=0)  # checkpoints after epochs 2 and 3 (the end of fit)
     assert [e for e, _ in list_checkpoints(run)] == [2, 3]
     saved = arrays(agent)
-    streams = checkpoint.random_streams(agent)
+    streams = agent._random_streams()
     # The state is not trivial: Adam has stepped, the normalizer has counted observations.
     iterations = [v for v in agent.trainer.pi_optimizer.variables if "iteration" in v.path]
     assert int(keras.ops.convert_to_numpy(iterations[0])) == 3
@@ -85,7 +85,7 @@ def test_round_trip_is_bit_exact(env_fn, schedule, tmp_path):
     if schedule:  # rebuilt from config.json, it goes on from the restored step count
         assert isinstance(restored.trainer.pi_optimizer._learning_rate,
                           keras.optimizers.schedules.ExponentialDecay)
-    restored_streams = checkpoint.random_streams(restored)
+    restored_streams = restored._random_streams()
     for key in ("seed_generator", "numpy_sampler", "numpy_global", "python_random"):
         assert restored_streams[key] == streams[key], key
 
@@ -193,16 +193,16 @@ def test_nan_in_the_gradient_stops_training_and_keeps_the_last_checkpoint(tmp_pa
     agent.trainer.update_policy = poisoned_update_policy
     with pytest.raises(NonFiniteError, match=r"epoch 2: LossPi = nan.*ckpt_2"):
         agent.fit(epochs=2, verbose=0)
-    assert checkpoint.non_finite_variables(agent.ac)  # the weights did go NaN
+    assert _non_finite_weights(agent.ac)  # the weights did go NaN
     assert latest_checkpoint(run) == run / "checkpoints" / "ckpt_2"
     with pytest.raises(NonFiniteError, match="not saving"):
-        checkpoint.save_checkpoint(agent)
+        agent._save_checkpoint()
     assert [e for e, _ in list_checkpoints(run)] == [1, 2]
     policy = keras.saving.load_model(run / "model.keras")
-    assert not checkpoint.non_finite_variables(policy)
+    assert not _non_finite_weights(policy)
     with pytest.warns(UserWarning, match=r"dropped 1 row\(s\).*epochs \[2\]"):
         restored = keras_vpg.VPG.restore(run)  # the NaN epoch's row goes
-    assert restored.epoch == 2 and not checkpoint.non_finite_variables(restored.ac)
+    assert restored.epoch == 2 and not _non_finite_weights(restored.ac)
 
 
 def test_a_new_run_moves_an_old_run_aside(tmp_path):
@@ -275,7 +275,7 @@ def test_checkpoints_hold_the_random_streams_of_their_epochs_start(overlap, tmp_
 
     def recording_chunks(*args, **kwargs):  # called before the epoch's first action
         if agent.buffer.ptr == 0:
-            at_start[len(at_start)] = checkpoint.random_streams(agent)
+            at_start[len(at_start)] = agent._random_streams()
         return chunks(*args, **kwargs)
 
     agent.collector.chunks = recording_chunks

@@ -78,3 +78,27 @@ def test_torch_value_steps_stay_correct_on_the_eager_fallback(monkeypatch):
              "ret": rng.normal(size=64).astype("float32")}
     metrics = trainer.update_value(trainer.value_batch(batch))
     assert metrics["DeltaLossV"] < 0  # the eager Adam steps fit the returns
+
+
+def test_space_generator_state_reads_the_generator_without_making_one():
+    import gymnasium as gym
+
+    space = gym.spaces.Discrete(3)
+    assert compat.space_generator_state(space) is None  # unseeded: still none after reading
+    assert space._np_random is None
+    space.seed(5)
+    state, warned = caught(lambda: compat.space_generator_state(space))
+    assert state == space.np_random.bit_generator.state and not warned
+
+
+def test_space_generator_state_falls_back_to_the_public_generator():
+    import types
+
+    import numpy as np
+
+    # A gymnasium whose private attribute is renamed: only the public np_random is there.
+    space = types.SimpleNamespace(np_random=np.random.default_rng(5))
+    expected = np.random.default_rng(5).bit_generator.state
+    state, warned = caught(lambda: compat.space_generator_state(space))
+    assert state == expected and len(warned) == 1
+    assert compat.space_generator_state(space) == expected  # warned once only

@@ -92,6 +92,26 @@ def test_config_json_records_the_sampler_and_reads_back(tmp_path, monkeypatch):
         build("bad")
 
 
+def test_fast_paths_false_runs_plain_keras_on_every_backend(tmp_path):
+    agent = keras_vpg.VPG(lambda: gym.make("CartPole-v1"), steps_per_epoch=20, fast_paths=False,
+                          logger_kwargs=dict(output_dir=str(tmp_path)))
+    agent.close()
+    assert agent.trainer.fast_paths is False and agent.sampler.numpy is None
+    if keras.backend.backend() == "torch":  # no TorchScript value steps, no plain-torch MLP
+        assert agent.trainer._fused_value_steps is None and agent.trainer._v_steps is None
+        assert not agent.overlap_update
+    agent.fit(epochs=1, verbose=0)  # and it trains
+
+
+def test_load_config_reads_back_exactly_vpgs_arguments(tmp_path):
+    import inspect
+
+    keras_vpg.VPG(lambda: gym.make("CartPole-v1"), steps_per_epoch=20,
+                  logger_kwargs=dict(output_dir=str(tmp_path))).close()
+    parameters = set(inspect.signature(keras_vpg.VPG.__init__).parameters) - {"self", "env_fn"}
+    assert set(keras_vpg.load_config(tmp_path, make_env=False)) == parameters
+
+
 class AddColumn(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs["EvalScore"] = 10.0 * epoch

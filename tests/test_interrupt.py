@@ -15,7 +15,8 @@ from conftest import Child
 
 import keras_vpg
 from keras_vpg import checkpoint
-from keras_vpg.checkpoint import read_checkpoint, resume_run
+from keras_vpg.agent import resume_run
+from keras_vpg.checkpoint import read_checkpoint
 
 SCRIPT = Path(__file__).parent / "scripts" / "train_until_signal.py"
 EPOCHS = 400  # far more than runs before the signal
@@ -55,7 +56,7 @@ def test_signal_mid_epoch_checkpoints_and_the_run_resumes(signum, status, name, 
     copy = tmp_path / "copy"
     shutil.copytree(run, copy)
     restored = keras_vpg.VPG.restore(copy)
-    for group, variables in checkpoint._variable_groups(restored).items():
+    for group, variables in restored._variable_groups().items():
         for i, variable in enumerate(variables):
             np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable),
                                           arrays[f"{group}/{i}"])

@@ -75,8 +75,9 @@ def configure_threads() -> dict[str, str]:
     return dict(APPLIED_SETTINGS)
 
 
-def get_trainer(ac, pi_optimizer, vf_optimizer, train_v_iters, allreduce=None) -> Trainer:
-    """The :class:`Trainer` of the active Keras backend."""
+def get_trainer(ac, pi_optimizer, vf_optimizer, train_v_iters, allreduce=None,
+                fast_paths: bool = True) -> Trainer:
+    """The :class:`Trainer` of the active Keras backend (``fast_paths``: see :class:`Trainer`)."""
     backend = keras.backend.backend()
     if backend not in _MODULES:
         raise RuntimeError(
@@ -84,4 +85,5 @@ def get_trainer(ac, pi_optimizer, vf_optimizer, train_v_iters, allreduce=None) -
             f"to one of {sorted(_MODULES)}"
         )
     module = importlib.import_module(f"keras_vpg.trainers.{_MODULES[backend]}")
-    return module.BackendTrainer(ac, pi_optimizer, vf_optimizer, train_v_iters, allreduce)
+    return module.BackendTrainer(ac, pi_optimizer, vf_optimizer, train_v_iters, allreduce,
+                                 fast_paths=fast_paths)

@@ -112,6 +112,11 @@ class Trainer:
     allreduce : callable or None
         Averages a flat float32 gradient vector across MPI ranks; ``None`` for
         one process.
+    fast_paths : bool
+        ``False``: plain Keras and the backend's plain compiled calls only (no
+        PyTorch TorchScript value steps or plain-torch MLP calls, no JAX
+        per-function compiler options); ``VPG(fast_paths=False)`` and
+        ``KERAS_VPG_FAST_PATHS=0`` set it, with the numpy sampler off too.
     """
 
     def __init__(
@@ -121,8 +126,10 @@ class Trainer:
         vf_optimizer: keras.optimizers.Optimizer,
         train_v_iters: int,
         allreduce: Allreduce | None = None,
+        fast_paths: bool = True,
     ):
         self.ac = ac
+        self.fast_paths = bool(fast_paths)
         self.pi_optimizer = pi_optimizer
         self.vf_optimizer = vf_optimizer
         self.train_v_iters = int(train_v_iters)

@@ -9,7 +9,9 @@ Nothing outside this module touches a private framework API.
   client made yet? the dispatch flag is read when it is made);
 - :func:`keras_adam_state`: Keras ``Adam``'s ``_momentums``, ``_velocities``,
   ``_get_variable_index`` and ``_learning_rate``, read by the PyTorch trainer's
-  fused value steps (:class:`keras_vpg.trainers.torch.FusedValueSteps`).
+  fused value steps (:class:`keras_vpg.trainers.torch.FusedValueSteps`);
+- :func:`space_generator_state`: gymnasium ``Space._np_random`` (a space's
+  generator, read without creating one), for checkpoints' random streams.
 """
 
 from __future__ import annotations
@@ -74,3 +76,20 @@ def keras_adam_state(optimizer, variables) -> dict[str, Any] | None:
     if not isinstance(state["learning_rate"], keras.Variable):
         return None  # a schedule: the fused loop would not follow it (not a version issue)
     return state
+
+
+def space_generator_state(space) -> dict | None:
+    """The state of a gymnasium space's random generator, or ``None`` if it has none yet.
+
+    Private: ``space._np_random`` (``None`` until the space is seeded or
+    sampled). Fallback (warned once): the public ``space.np_random``, which
+    gives an unseeded space a generator first (from OS entropy): the state is
+    still the one the space samples from next.
+    """
+    try:
+        rng = space._np_random
+    except AttributeError:
+        warn_fallback("gymnasium Space._np_random",
+                      "an unseeded action space gets a generator when a checkpoint is taken")
+        rng = space.np_random
+    return None if rng is None else rng.bit_generator.state

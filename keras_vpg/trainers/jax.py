@@ -103,14 +103,16 @@ class BackendTrainer(Trainer):
 
     overlaps_collection = True
 
-    def __init__(self, ac, pi_optimizer, vf_optimizer, train_v_iters, allreduce=None):
-        super().__init__(ac, pi_optimizer, vf_optimizer, train_v_iters, allreduce)
+    def __init__(self, ac, pi_optimizer, vf_optimizer, train_v_iters, allreduce=None,
+                 fast_paths=True):
+        super().__init__(ac, pi_optimizer, vf_optimizer, train_v_iters, allreduce, fast_paths)
         self.variables = list(ac.variables)
         self.seed_state = ac.seed_generator.state
         self._seed_index = next(i for i, v in enumerate(self.variables) if v is self.seed_state)
         self._seed_size = int(np.prod(self.seed_state.shape))
-        self._sample = _jit_small(self._stateless_sample)
-        self._value = _jit_small(self._stateless_value)
+        jit_small = _jit_small if fast_paths else jax.jit
+        self._sample = jit_small(self._stateless_sample)
+        self._value = jit_small(self._stateless_value)
         self._update_policy = jax.jit(self._stateless_update_policy)
         self._update_value = jax.jit(self._stateless_update_value)
         self._collection_values = None

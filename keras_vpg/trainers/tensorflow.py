@@ -91,8 +91,9 @@ def _concrete(fn, signature):
 class BackendTrainer(Trainer):
     """See :class:`keras_vpg.trainers.base.Trainer`."""
 
-    def __init__(self, ac, pi_optimizer, vf_optimizer, train_v_iters, allreduce=None):
-        super().__init__(ac, pi_optimizer, vf_optimizer, train_v_iters, allreduce)
+    def __init__(self, ac, pi_optimizer, vf_optimizer, train_v_iters, allreduce=None,
+                 fast_paths=True):
+        super().__init__(ac, pi_optimizer, vf_optimizer, train_v_iters, allreduce, fast_paths)
         obs_spec = tf.TensorSpec((None, *ac.observation_shape), tf.float32)
         self._action_spec = None  # (shape per row, numpy dtype), recorded while tracing
         self._sample = _concrete(self._packed_sample, [obs_spec])

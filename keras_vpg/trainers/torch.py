@@ -334,9 +334,11 @@ class BackendTrainer(Trainer):
     stepped by the Keras optimizer.
     """
 
-    def __init__(self, ac, pi_optimizer, vf_optimizer, train_v_iters, allreduce=None):
-        super().__init__(ac, pi_optimizer, vf_optimizer, train_v_iters, allreduce)
-        self._v_steps = mlp_layers(ac.v_net)
+    def __init__(self, ac, pi_optimizer, vf_optimizer, train_v_iters, allreduce=None,
+                 fast_paths=True):
+        super().__init__(ac, pi_optimizer, vf_optimizer, train_v_iters, allreduce, fast_paths)
+        # Without fast paths: values and value steps through Keras, stepped eagerly.
+        self._v_steps = mlp_layers(ac.v_net) if fast_paths else None
         # Under MPI every rank has its core: no extra threads for the update; and
         # each step's gradients are averaged across ranks, so no fused loop.
         self._update_threads = _update_threads if allreduce is None else None

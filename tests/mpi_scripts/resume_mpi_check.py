@@ -15,7 +15,7 @@ import keras
 
 import keras_vpg
 from keras_vpg import mpi
-from keras_vpg.checkpoint import resume_run
+from keras_vpg.agent import resume_run
 from keras_vpg.interrupt import exit_on_interrupt
 
 mode, run_dir = sys.argv[1], sys.argv[2]
