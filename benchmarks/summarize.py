@@ -144,7 +144,8 @@ def main(argv: list[str] | None = None) -> None:
         ratio = ("" if suffix == "spinup" or not spinup else
                  f"{np.mean(scores) / np.mean(spinup):.2f}" if np.mean(spinup) > 0 else
                  "(Spinning Up's score is not positive)")
-        reference = SPINNING_UP_VPG.get(env_id.split("-v")[0], "")
+        reference = SPINNING_UP_VPG.get(env_id.split("-v")[0])
+        reference = "" if reference is None else f"{reference:g}"
         print(f"| {env_id} | {SETTINGS.get(suffix, suffix)} | {len(scores)} | {mean_sd(scores)} "
               f"| {', '.join(f'{s:.0f}' for s in scores)} | {ratio} | {reference} |")
 
