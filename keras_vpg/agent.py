@@ -108,11 +108,13 @@ class VPG:
         multiple of ``num_envs * num_procs`` (with a warning) when it does not divide.
     gamma : float
         Discount factor, in [0, 1].
-    pi_lr, vf_lr : float or keras.optimizers.schedules.LearningRateSchedule
-        Adam learning rates of the policy and of the value function. A schedule
-        is called with the optimizer's step count: the policy optimizer steps once
-        per epoch, the value optimizer ``train_v_iters`` times. config.json keeps
+    pi_lr : float or keras.optimizers.schedules.LearningRateSchedule
+        Adam learning rate of the policy. A schedule is called with the optimizer's
+        step count: the policy optimizer steps once per epoch. config.json keeps
         schedules in Keras's serialized form (:func:`keras_vpg.load_config`).
+    vf_lr : float or keras.optimizers.schedules.LearningRateSchedule
+        Adam learning rate of the value function, whose optimizer steps
+        ``train_v_iters`` times per epoch (a schedule sees that step count).
     train_v_iters : int
         Value-function gradient steps per epoch.
     lam : float
