@@ -19,7 +19,7 @@ THRESHOLDS = {
     "cartpole": ("CartPole-v1", 450.0),
     "acrobot": ("Acrobot-v1", -150.0),
     "inverted_pendulum": ("InvertedPendulum-v5", 500.0),
-    "halfcheetah": ("HalfCheetah-v5", 850.0),
+    "halfcheetah": ("HalfCheetah-v5", 3000.0),
     "hopper": ("Hopper-v5", 950.0),
     "walker2d": ("Walker2d-v5", 350.0),
 }
