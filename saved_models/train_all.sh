@@ -19,6 +19,6 @@ train cartpole CartPole-v1 0 --epochs 25 --pi-lr 0.01 --hid 32 32
 train acrobot Acrobot-v1 0 --epochs 30 --pi-lr 0.01 --hid 32 32
 train inverted_pendulum InvertedPendulum-v5 0 --epochs 40 --pi-lr 0.01 --hid 32 32
 train halfcheetah HalfCheetah-v5 40 $TUNED
-train hopper Hopper-v5 30 $TUNED
+train hopper Hopper-v5 40 $TUNED
 train walker2d Walker2d-v5 30 $TUNED
 rm -rf saved_models/.work

@@ -20,7 +20,7 @@ THRESHOLDS = {
     "acrobot": ("Acrobot-v1", -150.0),
     "inverted_pendulum": ("InvertedPendulum-v5", 500.0),
     "halfcheetah": ("HalfCheetah-v5", 3000.0),
-    "hopper": ("Hopper-v5", 950.0),
+    "hopper": ("Hopper-v5", 1000.0),
     "walker2d": ("Walker2d-v5", 350.0),
 }
 
