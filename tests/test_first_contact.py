@@ -12,13 +12,12 @@ runs it with ``--noconftest``: conftest imports Keras on the configured backend)
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from fake_machine import machine_env
 
 # Nor the tensorboard extra's packages (tox's jax-only env really lacks them all).
 MISSING = ("tensorflow", "torch", "tensorboard", "tensorboardX")
@@ -28,20 +27,7 @@ NOTICE = "the tensorflow backend"  # the one-line fallback notice
 @pytest.fixture(scope="module")
 def machine(tmp_path_factory) -> dict[str, str]:
     """Environment variables of a JAX-only machine whose keras.json says tensorflow."""
-    root = tmp_path_factory.mktemp("jax_only")
-    (root / "home" / ".keras").mkdir(parents=True)
-    (root / "home" / ".keras" / "keras.json").write_text(json.dumps({"backend": "tensorflow"}))
-    (root / "hide").mkdir()
-    (root / "hide" / "sitecustomize.py").write_text(
-        "import sys\n" + "".join(f"sys.modules[{m!r}] = None\n" for m in MISSING)
-    )
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("KERAS_BACKEND", "KERAS_HOME", "KERAS_VPG_DEBUG")}
-    env["HOME"] = str(root / "home")
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (os.environ.get("PYTHONPATH"), str(root / "hide")) if p
-    )
-    return env
+    return machine_env(tmp_path_factory.mktemp("jax_only"), MISSING)
 
 
 def run(machine, args, cwd, extra_env=None, timeout=300) -> subprocess.CompletedProcess:

@@ -9,14 +9,13 @@ Needs no conftest fixture (that env runs it with ``--noconftest``).
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from fake_machine import UNSET, machine_env
 
 pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed")
 pytest.importorskip("tensorboardX", reason="the tensorboard extra is not installed")
@@ -26,18 +25,8 @@ MISSING = ("tensorflow", "torch")
 
 @pytest.fixture(scope="module")
 def machine(tmp_path_factory) -> dict[str, str]:
-    root = tmp_path_factory.mktemp("jax_tensorboard")
-    (root / "home" / ".keras").mkdir(parents=True)
-    (root / "home" / ".keras" / "keras.json").write_text(json.dumps({"backend": "tensorflow"}))
-    (root / "hide").mkdir()
-    (root / "hide" / "sitecustomize.py").write_text(
-        "import sys\n" + "".join(f"sys.modules[{m!r}] = None\n" for m in MISSING))
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("KERAS_BACKEND", "KERAS_HOME", "KERAS_VPG_DEBUG", "TF_CPP_MIN_LOG_LEVEL")}
-    env["HOME"] = str(root / "home")
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (os.environ.get("PYTHONPATH"), str(root / "hide")) if p)
-    return env
+    return machine_env(tmp_path_factory.mktemp("jax_tensorboard"), MISSING,
+                       unset=(*UNSET, "TF_CPP_MIN_LOG_LEVEL"))
 
 
 def test_tensorboard_writes_what_the_tensorboard_command_reads(machine, tmp_path):
