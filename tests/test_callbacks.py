@@ -205,7 +205,8 @@ def test_tensorboard_logger_uses_tensorboardx_where_tf_summary_lacks_tensorboard
                                                                                 tmp_path):
     # TensorFlow 2.21 no longer installs `tensorboard`, without which tf.summary fails
     # at its first write (TBNotInstalledError): on any backend, tensorboardX writes.
-    pytest.importorskip("tensorboardX")
+    pytest.importorskip("tensorboardX", reason="the fallback writer is tensorboardX (the "
+                                               "tensorboard extra)")
     from keras_vpg.callbacks import tensorboard_missing
 
     monkeypatch.setitem(sys.modules, "tensorboard", None)  # what Python does for a missing one

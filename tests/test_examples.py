@@ -64,7 +64,7 @@ def test_load_and_act(backend, tmp_path):
 
 @pytest.mark.slow
 def test_serve_saved_model(tmp_path):
-    pytest.importorskip("tensorflow")
+    pytest.importorskip("tensorflow", reason="export writes a SavedModel with TensorFlow")
     run(["-m", "keras_vpg", "export", str(ROOT / "saved_models" / "cartpole"), "--out",
          str(tmp_path / "serving")], tmp_path)
     out = run([str(EXAMPLES / "serve_saved_model.py"), str(tmp_path / "serving"),
