@@ -12,7 +12,7 @@
 #       not used to tune it (experiment <env>_tuned_holdout)
 # Runs land in $DATA_DIR/<exp>/<exp>_s<seed>/ with eval.json beside progress.txt; a run whose
 # eval.json exists is skipped, so the script can be re-run after an interruption.
-# PARALLEL jobs at once (default: the number of cores), each niced.
+# PARALLEL jobs at once (default: the number of cores), each at niceness NICE (default 10).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +21,7 @@ DATA_DIR=${DATA_DIR:-benchmarks/results}
 PARALLEL=${PARALLEL:-$(nproc)}
 SPINUP_DIR=${SPINUP_DIR:-/tmp/spinningup}
 PY=${PY:-python}
+NICE=${NICE:-10}
 JOBS=${JOBS:-"
 su:HalfCheetah-v5:0 kv:HalfCheetah-v5:0 kv:HalfCheetah-v5:10 kv:HalfCheetah-v5:20
 su:HalfCheetah-v5:10 su:HalfCheetah-v5:20
@@ -50,21 +51,21 @@ run_one() {
                  --steps-per-epoch 4000 --backend jax --exp-name $exp --data-dir $DATA_DIR
                  --verbose 0"
     if [ "$kind" = su ]; then
-        nice -n 10 $PY benchmarks/like_for_like.py spinup "$env_id" --seed "$seed" \
+        nice -n "$NICE" $PY benchmarks/like_for_like.py spinup "$env_id" --seed "$seed" \
             --steps "$STEPS" --out "$run" --spinup-dir "$SPINUP_DIR" > "$log" 2>&1
     elif [ "$kind" = kv ]; then
-        KERAS_VPG_THREADS=1 nice -n 10 $PY -m keras_vpg train --env "$env_id" $flags \
+        KERAS_VPG_THREADS=1 nice -n "$NICE" $PY -m keras_vpg train --env "$env_id" $flags \
             > "$log" 2>&1
     else
-        KERAS_VPG_THREADS=1 nice -n 10 $PY -m keras_vpg train --env "$env_id" $flags \
+        KERAS_VPG_THREADS=1 nice -n "$NICE" $PY -m keras_vpg train --env "$env_id" $flags \
             --normalize-obs --num-envs 4 --pi-lr 3e-3 > "$log" 2>&1
     fi || { echo "$(date +%T) FAILED $exp s$seed (see $log)"; return 1; }
-    KERAS_BACKEND=jax nice -n 10 $PY benchmarks/like_for_like.py evaluate "$run" \
+    KERAS_BACKEND=jax nice -n "$NICE" $PY benchmarks/like_for_like.py evaluate "$run" \
         --spinup-dir "$SPINUP_DIR" >> "$log" 2>&1 \
         && echo "$(date +%T) done  $exp s$seed: $(tail -1 "$log")" \
         || echo "$(date +%T) FAILED evaluating $exp s$seed (see $log)"
 }
 export -f run_one
-export STEPS DATA_DIR SPINUP_DIR PY
+export STEPS DATA_DIR SPINUP_DIR PY NICE
 
 tr ' ' '\n' <<< "$JOBS" | grep -v '^$' | tr ':' ' ' | xargs -P "$PARALLEL" -L 1 bash -c 'run_one $0 $1 $2'
