@@ -184,6 +184,7 @@ class ActorCritic(keras.Model):
         normalize_obs: bool = False,
         **kwargs,
     ):
+        kwargs.pop(LOAD_NOTE_KEY, None)
         super().__init__(**kwargs)
         action_space = space_from_config(action_space)
         check_action_space(action_space)
@@ -340,7 +341,7 @@ class ActorCritic(keras.Model):
 
     # -- serialization ------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
+        config = _with_load_note(super().get_config())
         config.update(
             pi_net=keras.saving.serialize_keras_object(self.pi_net),
             v_net=keras.saving.serialize_keras_object(self.v_net),
@@ -356,6 +357,20 @@ class ActorCritic(keras.Model):
         config["pi_net"] = keras.saving.deserialize_keras_object(config["pi_net"])
         config["v_net"] = keras.saving.deserialize_keras_object(config["v_net"])
         return cls(**config)
+
+
+# Keras imports the module of a saved class only for its own packages, so a `.keras` file
+# loaded before `import keras_vpg` fails with "Could not locate class ..." followed by
+# the saved config. This key comes first in that config: the fix is in the message.
+LOAD_NOTE_KEY = "load_with"
+
+
+def _with_load_note(config: dict[str, Any]) -> dict[str, Any]:
+    return {
+        LOAD_NOTE_KEY: "import keras_vpg before keras.saving.load_model: importing it "
+        "registers keras-vpg's classes with Keras",
+        **config,
+    }
 
 
 def _check_no_regularizers(name: str, net: keras.Model) -> None:
@@ -451,7 +466,7 @@ class MLPActorCritic(ActorCritic):
         self.activation = activation
 
     def get_config(self) -> dict[str, Any]:
-        config = keras.Model.get_config(self)
+        config = _with_load_note(keras.Model.get_config(self))
         config.update(
             observation_space=space_to_config(self.observation_space),
             action_space=space_to_config(self.action_space),

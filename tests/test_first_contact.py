@@ -196,3 +196,16 @@ def test_keras_then_keras_vpg_loads_a_saved_policy(machine, trained):
             "print(type(ac).__name__, ac.act([0.0, 0.0, 0.0, 0.0], deterministic=True) in (0, 1))")
     result = run(machine, ["-c", code], cwd, extra_env={"KERAS_BACKEND": "jax"})
     assert result.stdout.split() == ["MLPActorCritic", "True"], result.stderr[-2000:]
+
+
+def test_keras_alone_says_to_import_keras_vpg_first(machine, trained):
+    # Keras imports a saved class's module only for its own packages, so it cannot
+    # find MLPActorCritic; the saved config's first key says what to do.
+    cwd, _ = trained
+    code = "import keras; keras.saving.load_model('data/cp/cp_s0/model.keras')"
+    result = run(machine, ["-c", code], cwd, extra_env={"KERAS_BACKEND": "jax"})
+    assert result.returncode != 0
+    message = result.stderr.strip().splitlines()[-1]
+    assert "Could not locate class 'MLPActorCritic'" in message
+    hint = "import keras_vpg before keras.saving.load_model"
+    assert hint in message[: message.index("'trainable'")], message[:600]
