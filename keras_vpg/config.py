@@ -283,34 +283,45 @@ def field_docs() -> dict[str, str]:
     }
 
 
-def add_arguments(parser: argparse.ArgumentParser, grid: bool | Collection[str] = False,
-                  exclude: Collection[str] = ()) -> None:
-    """Add a ``--flag`` per command-line hyperparameter, with its help and default.
+#: The fields with a command-line flag (``cli`` metadata), in declaration order.
+FLAGGED_FIELDS = tuple(f.name for f in dataclasses.fields(VPGConfig) if f.metadata["cli"])
 
-    Flags are the field names with dashes (``--steps-per-epoch``), plus
-    ``--epochs``; the help is the field's doc and valid range (argparse's
-    ``ArgumentDefaultsHelpFormatter`` shows the default). ``grid=True`` lets every
-    numeric one take several values, a collection of names only those (``--pi-lr
-    3e-4 1e-3``: one run per value; the default is then a list of one).
-    ``exclude`` leaves out fields the caller defines itself. The parsed value's
-    ``dest`` is the field name.
+
+def _checked(name: str, cast: Callable[[str], Any], check: Callable[[str, Any], None]):
+    """An argparse ``type``: ``cast`` the text, then ``check`` it (a bad value: one line)."""
+    def parse(text: str) -> Any:
+        value = cast(text)  # a ValueError here is argparse's "invalid int value: ..."
+        try:
+            check(name, value)
+        except (TypeError, ValueError) as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+        return value
+
+    parse.__name__ = cast.__name__
+    return parse
+
+
+def add_arguments(parser: argparse.ArgumentParser, grid: Collection[str] = ()) -> None:
+    """Add ``--epochs`` and a ``--flag`` per field with ``cli`` metadata, with help and default.
+
+    Flags are the field names with dashes (``--steps-per-epoch``); the help is the
+    field's doc and valid range, the default its declared one, and a value is
+    checked as the field is (a bad one is argparse's one-line error). Fields named
+    in ``grid`` take several values (``--pi-lr 3e-4 1e-3``: one run per value; the
+    default is then a list of one). The parsed value's ``dest`` is the field name.
     """
+    parser.add_argument("--epochs", type=_checked("epochs", int, _integer(1)),
+                        default=DEFAULT_EPOCHS,
+                        help="epochs (one policy update each); with --resume the total to reach")
     # The fields' declared defaults: no VPGConfig() here, whose checks import Keras
     # (the CLI builds its parser before the backend is chosen).
-    specs = [(f.name, f.metadata["cli"], f.default,
-              f"{f.metadata['doc']} ({f.metadata['valid']})")
-             for f in dataclasses.fields(VPGConfig) if f.metadata["cli"] is not None]
-    specs.insert(0, ("epochs", dict(type=int), DEFAULT_EPOCHS, "training epochs (integer >= 1)"))
-    for name, cli, default, doc in specs:
-        if name in exclude:
+    for f in dataclasses.fields(VPGConfig):
+        if f.name not in FLAGGED_FIELDS:
             continue
-        kwargs = dict(cli)
-        if grid is True:
-            several = kwargs.get("type") in (int, float) and name != "epochs"
-        else:
-            several = name in (grid or ())
-        if several:
-            kwargs["nargs"] = "+"
-            default = [default]
-        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, default=default,
-                            help=doc, **kwargs)
+        kwargs = dict(f.metadata["cli"], default=f.default,
+                      help=f"{f.metadata['doc']} ({f.metadata['valid']})")
+        if "type" in kwargs:
+            kwargs["type"] = _checked(f.name, kwargs["type"], f.metadata["check"])
+        if f.name in grid:
+            kwargs.update(nargs="+", default=[f.default])
+        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, **kwargs)
