@@ -157,7 +157,8 @@ def run_dir_of(args: argparse.Namespace, seed: int) -> Path:
 def vpg_kwargs(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     """The keyword arguments of :class:`keras_vpg.VPG` (all but ``env_fn``) for one seed."""
     run_dir = run_dir_of(args, seed)
-    kwargs = {name: _single(getattr(args, name)) for name in config.FLAGGED_FIELDS}
+    kwargs = {name: _single(getattr(args, name)) for name in config.FLAGGED_FIELDS
+              if name != "seed"}
     return dict(kwargs, seed=seed,
                 ac_kwargs=dict(hidden_sizes=tuple(args.hid), activation=_single(args.act)),
                 logger_kwargs=dict(output_dir=str(run_dir), exp_name=run_dir.parent.name))

@@ -55,16 +55,13 @@ def _unit_interval(name: str, value: Any) -> None:
 
 
 def _learning_rate(name: str, value: Any) -> None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if math.isfinite(value) and value >= 0:
-            return
-    else:  # only a non-number needs Keras (the CLI checks numbers before choosing a backend)
-        import keras
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        import keras  # only a non-number needs Keras (the CLI checks numbers before a backend)
 
-        if isinstance(value, keras.optimizers.schedules.LearningRateSchedule):
-            return
-    if (isinstance(value, bool) or not isinstance(value, (int, float))
-            or not math.isfinite(value) or value < 0):
+        valid = isinstance(value, keras.optimizers.schedules.LearningRateSchedule)
+    else:
+        valid = math.isfinite(value) and value >= 0
+    if not valid:
         raise ValueError(
             f"{name} must be a non-negative learning rate or a "
             f"keras.optimizers.schedules.LearningRateSchedule, got {value!r}"
@@ -82,9 +79,7 @@ def _boolean(name: str, value: Any) -> None:
 
 
 def _tristate(name: str, value: Any) -> None:
-    if value not in (None, True, False) or isinstance(value, (int, float)) and not isinstance(
-        value, bool
-    ):
+    if value is not None and not isinstance(value, bool):
         raise TypeError(f"{name} must be True, False or None, got {value!r}")
 
 
@@ -99,10 +94,7 @@ def _param(default: Any, check: Callable[[str, Any], None], doc: str, valid: str
 
     ``cli``: how :func:`add_arguments` makes its flag (``None``: no flag).
     """
-    metadata = {"check": check, "doc": doc, "valid": valid, "cli": cli}
-    if isinstance(default, dict):
-        return field(default_factory=lambda: dict(default), metadata=metadata)
-    return field(default=default, metadata=metadata)
+    return field(default=default, metadata={"check": check, "doc": doc, "valid": valid, "cli": cli})
 
 
 @dataclass
@@ -271,16 +263,6 @@ def json_value(obj: Any) -> Any:
     if hasattr(obj, "__qualname__"):
         return f"{getattr(obj, '__module__', '')}.{obj.__qualname__}"
     return repr(obj)
-
-
-def field_docs() -> dict[str, str]:
-    """``{name: "doc (valid: range; default: value)"}`` of every field."""
-    defaults = VPGConfig()
-    return {
-        f.name: f"{f.metadata['doc']} (valid: {f.metadata['valid']}; "
-                f"default: {getattr(defaults, f.name)!r})"
-        for f in dataclasses.fields(VPGConfig)
-    }
 
 
 #: The fields with a command-line flag (``cli`` metadata), in declaration order.
