@@ -20,6 +20,7 @@ and :func:`ensure_backend` applies it:
 from __future__ import annotations
 
 import importlib.abc
+import importlib.machinery
 import importlib.util
 import json
 import os
@@ -215,23 +216,19 @@ class _QuietLoader(importlib.abc.Loader):
 
 
 class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
-    """Finds ``tensorflow`` as usual, but with its loader wrapped in :class:`_QuietLoader`."""
+    """Finds ``tensorflow`` as usual, but with its loader wrapped in :class:`_QuietLoader`.
+
+    It stays until TensorFlow is imported: a mere ``importlib.util.find_spec`` (an
+    "is it installed?") also lands here.
+    """
 
     def find_spec(self, name, path=None, target=None):
         if name != "tensorflow" or "tensorflow" in sys.modules:
             return None
-        # The other finders do the lookup. This one stays until TensorFlow is imported:
-        # a mere importlib.util.find_spec (an "is it installed?") also lands here.
-        for finder in sys.meta_path:
-            find = getattr(finder, "find_spec", None)
-            if finder is self or find is None:
-                continue
-            spec = find(name, path, target)
-            if spec is not None:
-                if spec.loader is not None:
-                    spec.loader = _QuietLoader(spec.loader)
-                return spec
-        return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _QuietLoader(spec.loader)
+        return spec
 
 
 def _remove_quiet_finders() -> None:
