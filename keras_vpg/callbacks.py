@@ -25,15 +25,9 @@ from keras_vpg.serving import run_episodes
 EVAL_COLUMNS = ("EvalAverageEpRet", "EvalStdEpRet", "EvalEpLen")
 
 
-def evaluate_policy(
-    model,
-    env_fn: Callable[[], gym.Env],
-    n_eval_episodes: int = 10,
-    deterministic: bool = True,
-    seed: int = 0,
-    max_ep_len: int | None = None,
-    envs: Sequence[gym.Env] | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+def evaluate_policy(model, env_fn: Callable[[], gym.Env], n_eval_episodes: int = 10,
+                    deterministic: bool = True, seed: int = 0, max_ep_len: int | None = None,
+                    envs: Sequence[gym.Env] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Returns and lengths of ``n_eval_episodes`` episodes of ``model``'s policy.
 
     The episodes run side by side, one env each, on the one episode runner
@@ -112,17 +106,10 @@ class EvalCallback(keras.callbacks.Callback):
     #: ``VPG.fit`` runs callbacks that add to the logs before the others.
     adds_epoch_logs = True
 
-    def __init__(
-        self,
-        env_fn: Callable[[], gym.Env],
-        eval_freq: int = 10,
-        n_eval_episodes: int = 10,
-        deterministic: bool = True,
-        best_model_path: str | os.PathLike | None = None,
-        verbose: int = 1,
-        seed: int = 0,
-        max_ep_len: int | None = None,
-    ):
+    def __init__(self, env_fn: Callable[[], gym.Env], eval_freq: int = 10,
+                 n_eval_episodes: int = 10, deterministic: bool = True,
+                 best_model_path: str | os.PathLike | None = None, verbose: int = 1,
+                 seed: int = 0, max_ep_len: int | None = None):
         super().__init__()
         if not callable(env_fn):
             raise TypeError(f"env_fn must be a callable returning a gymnasium.Env, got {env_fn!r}")

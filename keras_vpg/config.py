@@ -156,9 +156,6 @@ class VPGConfig:
         "(KERAS_VPG_THREADS=0 also turns them off)", "True or False")
 
     def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
         """Raise ``TypeError``/``ValueError`` naming the first invalid field."""
         for f in dataclasses.fields(self):
             f.metadata["check"](f.name, getattr(self, f.name))

@@ -65,9 +65,8 @@ def make_env_from_run(run_dir: str | Path, **make_kwargs) -> gym.Env:
     return env_fn(**make_kwargs)
 
 
-def load_policy_and_env(
-    fpath: str | Path, itr: int | str = "last", deterministic: bool = False
-) -> tuple[gym.Env | None, Callable[[np.ndarray], np.ndarray]]:
+def load_policy_and_env(fpath: str | Path, itr: int | str = "last", deterministic: bool = False
+                        ) -> tuple[gym.Env | None, Callable[[np.ndarray], np.ndarray]]:
     """Load a run's policy and rebuild its env, as Spinning Up's ``load_policy_and_env``.
 
     Returns
@@ -90,15 +89,9 @@ def load_policy_and_env(
     return env, get_action
 
 
-def run_policy(
-    env: gym.Env,
-    get_action: Callable[[np.ndarray], np.ndarray],
-    max_ep_len: int = 0,
-    num_episodes: int = 100,
-    render: bool = True,
-    seed: int | None = 0,
-    verbose: bool = True,
-) -> list[tuple[float, int]]:
+def run_policy(env: gym.Env, get_action: Callable[[np.ndarray], np.ndarray], max_ep_len: int = 0,
+               num_episodes: int = 100, render: bool = True, seed: int | None = 0,
+               verbose: bool = True) -> list[tuple[float, int]]:
     """Roll out ``num_episodes`` episodes one after the other and print each return and length.
 
     Spinning Up's ``run_policy``: ``get_action`` takes one observation. Runs on
