@@ -116,8 +116,7 @@ def resolve_backend(flag: str | None = None) -> BackendChoice:
         if requested in BACKENDS and not is_installed(requested):
             raise BackendNotInstalled(
                 f"the {requested} backend ({source}={requested}) is not installed: "
-                f"{install_hint(requested)}"
-            )
+                f"{install_hint(requested)}")
         return BackendChoice(requested, source)
     configured = keras_json_backend()
     source = "keras.json" if configured else "Keras's default"
@@ -129,12 +128,10 @@ def resolve_backend(flag: str | None = None) -> BackendChoice:
             where = keras_json_path() if source == "keras.json" else "Keras's default"
             notice = (
                 f"keras-vpg: the {configured} backend ({where}) is not installed; "
-                f"using {candidate} (set KERAS_BACKEND or --backend to choose)"
-            )
+                f"using {candidate} (set KERAS_BACKEND or --backend to choose)")
             return BackendChoice(candidate, "fallback", notice)
     raise BackendNotInstalled(
-        f"no Keras backend is installed: {install_hint('jax')} (or torch, tensorflow)"
-    )
+        f"no Keras backend is installed: {install_hint('jax')} (or torch, tensorflow)")
 
 
 def apply_backend(flag: str | None = None) -> BackendChoice:
@@ -152,8 +149,7 @@ def apply_backend(flag: str | None = None) -> BackendChoice:
         if flag and flag != current:
             raise RuntimeError(
                 f"Keras is already imported on the {current} backend; the {flag} backend "
-                "must be chosen before Keras is imported (set KERAS_BACKEND)"
-            )
+                "must be chosen before Keras is imported (set KERAS_BACKEND)")
         return BackendChoice(current, "imported")
     choice = resolve_backend(flag)
     if choice.source in ("--backend", "fallback"):

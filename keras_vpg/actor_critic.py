@@ -25,8 +25,7 @@ def check_observation_space(space: gym.Space) -> None:
         raise TypeError(
             f"observation_space {space!r} is not supported: keras-vpg's MLP needs a "
             "gymnasium.spaces.Box observation space (any shape; it is flattened). "
-            "Wrap the env, e.g. with gymnasium.wrappers.FlattenObservation."
-        )
+            "Wrap the env, e.g. with gymnasium.wrappers.FlattenObservation.")
 
 
 def check_action_space(space: gym.Space) -> None:
@@ -36,8 +35,7 @@ def check_action_space(space: gym.Space) -> None:
         raise TypeError(
             f"action_space {space!r} is not supported: keras-vpg supports "
             "gymnasium.spaces.Discrete or gymnasium.spaces.Box with a 1-D shape (categorical "
-            "and diagonal-Gaussian policies)."
-        )
+            "and diagonal-Gaussian policies).")
 
 
 def space_to_config(space: gym.Space) -> dict[str, Any]:
@@ -296,8 +294,7 @@ class ActorCritic(keras.Model):
         if obs.shape[1:] != self.observation_shape:
             raise ValueError(
                 f"obs has shape {obs.shape}; expected {self.observation_shape} (one "
-                f"observation) or (batch, *{self.observation_shape})"
-            )
+                f"observation) or (batch, *{self.observation_shape})")
         return obs, False
 
     # -- serialization ------------------------------------------------------------------
@@ -339,14 +336,12 @@ def _check_no_regularizers(name: str, net: keras.Model) -> None:
             if attr.endswith("_regularizer") and getattr(layer, attr, None) is not None:
                 raise ValueError(
                     f"{name}: layer {layer.name!r} has {attr}; the policy and value "
-                    "losses do not add regularization penalties, so it would be ignored"
-                )
+                    "losses do not add regularization penalties, so it would be ignored")
 
 
 def _is_backend_tensor(x) -> bool:
     return not isinstance(x, (np.ndarray, list, tuple, float, int, np.generic)) and (
-        keras.ops.is_tensor(x)
-    )
+        keras.ops.is_tensor(x))
 
 
 def mlp(input_shape: Sequence[int], hidden_sizes: Sequence[int], activation: str,

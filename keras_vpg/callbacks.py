@@ -143,8 +143,7 @@ class EvalCallback(keras.callbacks.Callback):
             self._envs = [self.env_fn() for _ in range(self.n_eval_episodes)]
         returns, lengths = evaluate_policy(
             self.model, self.env_fn, self.n_eval_episodes, self.deterministic, self.seed,
-            self.max_ep_len, envs=self._envs,
-        )
+            self.max_ep_len, envs=self._envs)
         mean = float(returns.mean())
         logs.update(EvalAverageEpRet=mean, EvalStdEpRet=float(returns.std()),
                     EvalEpLen=float(lengths.mean()))
@@ -211,8 +210,7 @@ class TensorBoardLogger(keras.callbacks.Callback):
             raise ValueError(f"writer must be one of {_WRITERS}, got {writer!r}")
         if not isinstance(x_axis, str) or not x_axis:
             raise ValueError(
-                f"x_axis must be a log key such as 'TotalEnvInteracts', got {x_axis!r}"
-            )
+                f"x_axis must be a log key such as 'TotalEnvInteracts', got {x_axis!r}")
         self.log_dir = str(log_dir)
         self.x_axis = x_axis
         self.writer = _choose_writer(writer)
@@ -229,8 +227,7 @@ class TensorBoardLogger(keras.callbacks.Callback):
             step = int(logs[self.x_axis])
         else:
             raise ValueError(
-                f"x_axis={self.x_axis!r} is not a log key; available: {sorted(logs)} or 'Epoch'"
-            )
+                f"x_axis={self.x_axis!r} is not a log key; available: {sorted(logs)} or 'Epoch'")
         scalars = {}
         for key, value in logs.items():
             try:

@@ -464,8 +464,7 @@ def add_plot_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "logdir", nargs="+",
         help="run directories or directories of runs (searched for progress.txt); a path "
-             "that does not exist is a prefix: data/hc matches data/hc-lr1e-3 too",
-    )
+             "that does not exist is a prefix: data/hc matches data/hc-lr1e-3 too")
     parser.add_argument("--legend", "-l", nargs="*",
                         help="one legend label per curve (default: the experiment names, or "
                              "the directories when names collide)")
@@ -703,8 +702,7 @@ def build_parser(train_defaults: dict[str, Any] | None = None) -> argparse.Argum
     parser = ArgumentParser(
         prog="keras-vpg", formatter_class=HelpFormatter,
         description="Vanilla Policy Gradient (GAE-Lambda) on Keras 3: TensorFlow, JAX, PyTorch.",
-        epilog="Run `keras-vpg COMMAND --help` for a command's options.",
-    )
+        epilog="Run `keras-vpg COMMAND --help` for a command's options.")
     parser.add_argument("--version", action="version", version=version_text(),
                         help="show keras-vpg's version and those of Keras, the installed "
                              "backends, gymnasium and MuJoCo, then exit")
@@ -712,8 +710,7 @@ def build_parser(train_defaults: dict[str, Any] | None = None) -> argparse.Argum
     for name, (_, add_arguments, uses_keras, summary, example) in COMMANDS.items():
         sub = commands.add_parser(
             name, help=summary, description=summary[0].upper() + summary[1:] + ".",
-            epilog=example, formatter_class=HelpFormatter,
-        )
+            epilog=example, formatter_class=HelpFormatter)
         if uses_keras:
             sub.add_argument(
                 "--backend", choices=BACKENDS,
@@ -727,8 +724,7 @@ def build_parser(train_defaults: dict[str, Any] | None = None) -> argparse.Argum
     bench = commands.add_parser(
         "benchmark", help="run benchmarks/throughput.py (source tree only)",
         description="Run benchmarks/throughput.py with the arguments that follow.",
-        formatter_class=HelpFormatter,
-    )
+        formatter_class=HelpFormatter)
     bench.add_argument("args", nargs=argparse.REMAINDER,
                        help="arguments of throughput.py (see its --help)")
     return parser

@@ -64,8 +64,7 @@ def _learning_rate(name: str, value: Any) -> None:
     if not valid:
         raise ValueError(
             f"{name} must be a non-negative learning rate or a "
-            f"keras.optimizers.schedules.LearningRateSchedule, got {value!r}"
-        )
+            f"keras.optimizers.schedules.LearningRateSchedule, got {value!r}")
 
 
 def _dict_or_none(name: str, value: Any) -> None:

@@ -245,8 +245,7 @@ class ExperimentGrid:
         if clashes:
             raise ValueError(
                 f"several variants would write to {clashes[0]}: give the parameters that "
-                "differ distinct shorthands or in_name=True"
-            )
+                "differ distinct shorthands or in_name=True")
         return runs
 
     def run(self, thunk: Callable[..., Any] | str, num_cpu: int = 1, data_dir: str | None = None,
@@ -359,8 +358,7 @@ def run_experiments(
                     process = subprocess.Popen(
                         [python, "-m", "keras_vpg.grid", str(payload)],
                         env=env, stdout=output, stderr=subprocess.STDOUT if output else None,
-                        start_new_session=hasattr(os, "killpg"),
-                    )
+                        start_new_session=hasattr(os, "killpg"))
                     running[index] = (process, time.monotonic(), log, output)
                 finished = [i for i, (p, *_) in running.items() if p.poll() is not None]
                 if not finished:

@@ -206,15 +206,13 @@ def _export_in_tensorflow_subprocess(model_path: Path, target: Path, format: str
     code = (
         "import keras, keras_vpg.serving as s\n"
         f"s._export_on_tensorflow(keras.saving.load_model({str(model_path)!r}), "
-        f"{str(target)!r}, {format!r})\n"
-    )
+        f"{str(target)!r}, {format!r})\n")
     env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(
             f"export to {format} failed in the TensorFlow subprocess (is tensorflow "
-            f'installed? pip install "keras-vpg[tensorflow]"):\n{result.stderr[-2000:]}'
-        )
+            f'installed? pip install "keras-vpg[tensorflow]"):\n{result.stderr[-2000:]}')
 
 
 def _export_on_tensorflow(ac: keras.Model, target: str | Path, format: str) -> None:
@@ -245,7 +243,6 @@ def _export_on_tensorflow(ac: keras.Model, target: str | Path, format: str) -> N
     archive.track(ac)
     archive.add_endpoint("serve", lambda obs: ac(obs), input_signature=[obs_spec])
     archive.add_endpoint(
-        "sample", sample, input_signature=[obs_spec, tf.TensorSpec((), tf.int32, name="seed")]
-    )
+        "sample", sample, input_signature=[obs_spec, tf.TensorSpec((), tf.int32, name="seed")])
     archive.add_endpoint("value", ac.value, input_signature=[obs_spec])
     archive.write_out(str(target), verbose=False)
