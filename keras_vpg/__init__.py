@@ -42,32 +42,24 @@ _EXPORTS = {
     "run_policy": "keras_vpg.serving",
 }
 
-__all__ = [
-    "VPG",
-    "ActorCritic",
-    "Categorical",
-    "DiagGaussian",
-    "Distribution",
-    "EvalCallback",
-    "ExperimentGrid",
-    "MLPActorCritic",
-    "TensorBoardLogger",
-    "evaluate_policy",
-    "export",
-    "load_config",
-    "load_policy_and_env",
-    "run_policy",
-    "vpg",
-]
+__all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time see __getattr__
-    from keras_vpg.actor_critic import ActorCritic, MLPActorCritic
-    from keras_vpg.agent import VPG, vpg
-    from keras_vpg.callbacks import EvalCallback, TensorBoardLogger, evaluate_policy
-    from keras_vpg.config import load_config
-    from keras_vpg.distributions import Categorical, DiagGaussian, Distribution
-    from keras_vpg.grid import ExperimentGrid
-    from keras_vpg.serving import export, load_policy_and_env, run_policy
+    from keras_vpg.actor_critic import ActorCritic as ActorCritic
+    from keras_vpg.actor_critic import MLPActorCritic as MLPActorCritic
+    from keras_vpg.agent import VPG as VPG
+    from keras_vpg.agent import vpg as vpg
+    from keras_vpg.callbacks import EvalCallback as EvalCallback
+    from keras_vpg.callbacks import TensorBoardLogger as TensorBoardLogger
+    from keras_vpg.callbacks import evaluate_policy as evaluate_policy
+    from keras_vpg.config import load_config as load_config
+    from keras_vpg.distributions import Categorical as Categorical
+    from keras_vpg.distributions import DiagGaussian as DiagGaussian
+    from keras_vpg.distributions import Distribution as Distribution
+    from keras_vpg.grid import ExperimentGrid as ExperimentGrid
+    from keras_vpg.serving import export as export
+    from keras_vpg.serving import load_policy_and_env as load_policy_and_env
+    from keras_vpg.serving import run_policy as run_policy
 
 
 def __getattr__(name: str) -> Any:

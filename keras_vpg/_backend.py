@@ -20,6 +20,7 @@ and :func:`ensure_backend` applies it:
 from __future__ import annotations
 
 import importlib.abc
+import importlib.machinery
 import importlib.util
 import json
 import os
@@ -115,8 +116,7 @@ def resolve_backend(flag: str | None = None) -> BackendChoice:
         if requested in BACKENDS and not is_installed(requested):
             raise BackendNotInstalled(
                 f"the {requested} backend ({source}={requested}) is not installed: "
-                f"{install_hint(requested)}"
-            )
+                f"{install_hint(requested)}")
         return BackendChoice(requested, source)
     configured = keras_json_backend()
     source = "keras.json" if configured else "Keras's default"
@@ -128,12 +128,10 @@ def resolve_backend(flag: str | None = None) -> BackendChoice:
             where = keras_json_path() if source == "keras.json" else "Keras's default"
             notice = (
                 f"keras-vpg: the {configured} backend ({where}) is not installed; "
-                f"using {candidate} (set KERAS_BACKEND or --backend to choose)"
-            )
+                f"using {candidate} (set KERAS_BACKEND or --backend to choose)")
             return BackendChoice(candidate, "fallback", notice)
     raise BackendNotInstalled(
-        f"no Keras backend is installed: {install_hint('jax')} (or torch, tensorflow)"
-    )
+        f"no Keras backend is installed: {install_hint('jax')} (or torch, tensorflow)")
 
 
 def apply_backend(flag: str | None = None) -> BackendChoice:
@@ -151,8 +149,7 @@ def apply_backend(flag: str | None = None) -> BackendChoice:
         if flag and flag != current:
             raise RuntimeError(
                 f"Keras is already imported on the {current} backend; the {flag} backend "
-                "must be chosen before Keras is imported (set KERAS_BACKEND)"
-            )
+                "must be chosen before Keras is imported (set KERAS_BACKEND)")
         return BackendChoice(current, "imported")
     choice = resolve_backend(flag)
     if choice.source in ("--backend", "fallback"):
@@ -215,23 +212,19 @@ class _QuietLoader(importlib.abc.Loader):
 
 
 class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
-    """Finds ``tensorflow`` as usual, but with its loader wrapped in :class:`_QuietLoader`."""
+    """Finds ``tensorflow`` as usual, but with its loader wrapped in :class:`_QuietLoader`.
+
+    It stays until TensorFlow is imported: a mere ``importlib.util.find_spec`` (an
+    "is it installed?") also lands here.
+    """
 
     def find_spec(self, name, path=None, target=None):
         if name != "tensorflow" or "tensorflow" in sys.modules:
             return None
-        # The other finders do the lookup. This one stays until TensorFlow is imported:
-        # a mere importlib.util.find_spec (an "is it installed?") also lands here.
-        for finder in sys.meta_path:
-            find = getattr(finder, "find_spec", None)
-            if finder is self or find is None:
-                continue
-            spec = find(name, path, target)
-            if spec is not None:
-                if spec.loader is not None:
-                    spec.loader = _QuietLoader(spec.loader)
-                return spec
-        return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _QuietLoader(spec.loader)
+        return spec
 
 
 def _remove_quiet_finders() -> None:

@@ -18,8 +18,6 @@ from keras import ops
 
 from keras_vpg.distributions import Categorical, DiagGaussian, Distribution
 
-SUPPORTED_ACTION_SPACES = "gymnasium.spaces.Discrete or gymnasium.spaces.Box"
-
 
 def check_observation_space(space: gym.Space) -> None:
     """Raise ``TypeError`` unless ``space`` is a Box observation space we can flatten."""
@@ -27,36 +25,25 @@ def check_observation_space(space: gym.Space) -> None:
         raise TypeError(
             f"observation_space {space!r} is not supported: keras-vpg's MLP needs a "
             "gymnasium.spaces.Box observation space (any shape; it is flattened). "
-            "Wrap the env, e.g. with gymnasium.wrappers.FlattenObservation."
-        )
+            "Wrap the env, e.g. with gymnasium.wrappers.FlattenObservation.")
 
 
 def check_action_space(space: gym.Space) -> None:
     """Raise ``TypeError`` unless ``space`` is a Discrete or Box action space."""
-    if isinstance(space, gym.spaces.Discrete):
-        return
-    if isinstance(space, gym.spaces.Box) and len(space.shape) == 1:
-        return
-    raise TypeError(
-        f"action_space {space!r} is not supported: keras-vpg supports "
-        f"{SUPPORTED_ACTION_SPACES} with a 1-D shape (categorical and diagonal-Gaussian "
-        "policies)."
-    )
+    if not (isinstance(space, gym.spaces.Discrete)
+            or isinstance(space, gym.spaces.Box) and len(space.shape) == 1):
+        raise TypeError(
+            f"action_space {space!r} is not supported: keras-vpg supports "
+            "gymnasium.spaces.Discrete or gymnasium.spaces.Box with a 1-D shape (categorical "
+            "and diagonal-Gaussian policies).")
 
 
 def space_to_config(space: gym.Space) -> dict[str, Any]:
     """A JSON-able description of a Discrete or Box space (for ``get_config``)."""
     if isinstance(space, gym.spaces.Discrete):
         return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
-    if isinstance(space, gym.spaces.Box):
-        return {
-            "type": "Box",
-            "low": space.low.tolist(),
-            "high": space.high.tolist(),
-            "shape": list(space.shape),
-            "dtype": str(space.dtype),
-        }
-    raise TypeError(f"cannot serialize space {space!r}; supported: {SUPPORTED_ACTION_SPACES}")
+    return {"type": "Box", "low": space.low.tolist(), "high": space.high.tolist(),
+            "shape": list(space.shape), "dtype": str(space.dtype)}
 
 
 def space_from_config(config: dict[str, Any] | gym.Space) -> gym.Space:
@@ -65,13 +52,9 @@ def space_from_config(config: dict[str, Any] | gym.Space) -> gym.Space:
         return config
     if config["type"] == "Discrete":
         return gym.spaces.Discrete(config["n"], start=config.get("start", 0))
-    if config["type"] == "Box":
-        dtype = np.dtype(config["dtype"])
-        return gym.spaces.Box(
-            np.asarray(config["low"], dtype), np.asarray(config["high"], dtype),
-            shape=tuple(config["shape"]), dtype=dtype,
-        )
-    raise ValueError(f"unknown space type {config['type']!r} in the saved config")
+    dtype = np.dtype(config["dtype"])
+    return gym.spaces.Box(np.asarray(config["low"], dtype), np.asarray(config["high"], dtype),
+                          shape=tuple(config["shape"]), dtype=dtype)
 
 
 @keras.saving.register_keras_serializable(package="keras_vpg")
@@ -98,13 +81,11 @@ class ObservationNormalizer(keras.layers.Layer):
         super().__init__(**kwargs)
         self.observation_shape = tuple(int(d) for d in observation_shape)
         self.clip = float(clip)
-        self.mean = self.add_weight(
-            shape=self.observation_shape, initializer="zeros", trainable=False, name="mean"
-        )
-        self.var = self.add_weight(
-            shape=self.observation_shape, initializer="ones", trainable=False, name="var"
-        )
-        self.count = self.add_weight(shape=(), initializer="zeros", trainable=False, name="count")
+        self.mean, self.var, self.count = (
+            self.add_weight(shape=shape, initializer=init, trainable=False, name=name)
+            for name, shape, init in (("mean", self.observation_shape, "zeros"),
+                                      ("var", self.observation_shape, "ones"),
+                                      ("count", (), "zeros")))
         self.built = True
 
     def call(self, obs):
@@ -174,46 +155,28 @@ class ActorCritic(keras.Model):
     # (keras.callbacks.TensorBoard logs its learning rate when it is one): say "none".
     optimizer = None
 
-    def __init__(
-        self,
-        pi_net: keras.Model,
-        v_net: keras.Model,
-        action_space: gym.Space | dict,
-        log_std_init: float = -0.5,
-        seed: int | None = None,
-        normalize_obs: bool = False,
-        **kwargs,
-    ):
+    def __init__(self, pi_net: keras.Model, v_net: keras.Model, action_space: gym.Space | dict,
+                 log_std_init: float = -0.5, seed: int | None = None, normalize_obs: bool = False,
+                 **kwargs):
         kwargs.pop(LOAD_NOTE_KEY, None)
         super().__init__(**kwargs)
         action_space = space_from_config(action_space)
         check_action_space(action_space)
         for name, net in (("pi_net", pi_net), ("v_net", v_net)):
             if not isinstance(net, keras.Model) or not net.built:
-                raise TypeError(
-                    f"{name} must be a built keras.Model (e.g. functional), got {net!r}"
-                )
+                raise TypeError(f"{name} must be a built keras.Model (functional), got {net!r}")
             _check_no_regularizers(name, net)
-        self.pi_net = pi_net
-        self.v_net = v_net
-        self.action_space = action_space
+        self.pi_net, self.v_net, self.action_space = pi_net, v_net, action_space
         self.log_std_init = float(log_std_init)
         self.discrete = isinstance(action_space, gym.spaces.Discrete)
         self.observation_shape = tuple(pi_net.inputs[0].shape[1:])
-        if self.discrete:
-            self.log_std = None
-        else:
-            self.log_std = self.add_weight(
-                shape=action_space.shape,
-                initializer=keras.initializers.Constant(log_std_init),
-                name="log_std",
-            )
+        self.log_std = None if self.discrete else self.add_weight(
+            shape=action_space.shape, initializer=keras.initializers.Constant(log_std_init),
+            name="log_std")
         self.seed_generator = keras.random.SeedGenerator(seed, name="sampling_seed")
         self.normalize_obs = bool(normalize_obs)
-        self.obs_normalizer = (
-            ObservationNormalizer(self.observation_shape, name="obs_normalizer")
-            if self.normalize_obs else None
-        )
+        self.obs_normalizer = (ObservationNormalizer(self.observation_shape, name="obs_normalizer")
+                               if self.normalize_obs else None)
         self.built = True
 
     # -- variables the trainers optimise --------------------------------------------------
@@ -255,11 +218,6 @@ class ActorCritic(keras.Model):
         dist = self.distribution(obs)
         action = dist.sample()
         return action, dist.log_prob(action)
-
-    def step_tensors(self, obs):
-        """Sampled action, value and log-prob for a batch; tensors of shape ``(B, ...)``."""
-        action, logp = self.sample_tensors(obs)
-        return action, self.value(obs), logp
 
     def env_action(self, action):
         """Map raw policy actions to what the env takes (clip to Box / add Discrete start)."""
@@ -308,7 +266,8 @@ class ActorCritic(keras.Model):
         shape ``(B,)``, or ``()`` for a single observation.
         """
         batch, single = self._as_batch(obs)
-        outputs = [ops.convert_to_numpy(x) for x in self.step_tensors(batch)]
+        action, logp = self.sample_tensors(batch)
+        outputs = [ops.convert_to_numpy(x) for x in (action, self.value(batch), logp)]
         return tuple(x[0] for x in outputs) if single else tuple(outputs)
 
     def act(self, obs, deterministic: bool = False) -> np.ndarray:
@@ -335,28 +294,22 @@ class ActorCritic(keras.Model):
         if obs.shape[1:] != self.observation_shape:
             raise ValueError(
                 f"obs has shape {obs.shape}; expected {self.observation_shape} (one "
-                f"observation) or (batch, *{self.observation_shape})"
-            )
+                f"observation) or (batch, *{self.observation_shape})")
         return obs, False
 
     # -- serialization ------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
-        config = _with_load_note(super().get_config())
-        config.update(
-            pi_net=keras.saving.serialize_keras_object(self.pi_net),
-            v_net=keras.saving.serialize_keras_object(self.v_net),
-            action_space=space_to_config(self.action_space),
-            log_std_init=self.log_std_init,
-            normalize_obs=self.normalize_obs,
-        )
-        return config
+        return dict(_with_load_note(super().get_config()),
+                    pi_net=keras.saving.serialize_keras_object(self.pi_net),
+                    v_net=keras.saving.serialize_keras_object(self.v_net),
+                    action_space=space_to_config(self.action_space),
+                    log_std_init=self.log_std_init, normalize_obs=self.normalize_obs)
 
     @classmethod
     def from_config(cls, config: dict[str, Any]):
-        config = dict(config)
-        config["pi_net"] = keras.saving.deserialize_keras_object(config["pi_net"])
-        config["v_net"] = keras.saving.deserialize_keras_object(config["v_net"])
-        return cls(**config)
+        nets = {name: keras.saving.deserialize_keras_object(config[name])
+                for name in ("pi_net", "v_net")}
+        return cls(**{**config, **nets})
 
 
 # Keras imports the module of a saved class only for its own packages, so a `.keras` file
@@ -383,30 +336,22 @@ def _check_no_regularizers(name: str, net: keras.Model) -> None:
             if attr.endswith("_regularizer") and getattr(layer, attr, None) is not None:
                 raise ValueError(
                     f"{name}: layer {layer.name!r} has {attr}; the policy and value "
-                    "losses do not add regularization penalties, so it would be ignored"
-                )
+                    "losses do not add regularization penalties, so it would be ignored")
 
 
 def _is_backend_tensor(x) -> bool:
     return not isinstance(x, (np.ndarray, list, tuple, float, int, np.generic)) and (
-        keras.ops.is_tensor(x)
-    )
+        keras.ops.is_tensor(x))
 
 
-def mlp(
-    input_shape: Sequence[int],
-    hidden_sizes: Sequence[int],
-    activation: str,
-    output_size: int,
-    output_initializer: str | keras.initializers.Initializer = "glorot_uniform",
-    name: str = "mlp",
-) -> keras.Model:
+def mlp(input_shape: Sequence[int], hidden_sizes: Sequence[int], activation: str,
+        output_size: int, name: str = "mlp") -> keras.Model:
     """A functional MLP ``(B, *input_shape) -> (B, output_size)``; the input is flattened."""
     inputs = keras.Input(shape=tuple(input_shape), name="obs")
     x = keras.layers.Flatten()(inputs) if len(input_shape) != 1 else inputs
     for i, units in enumerate(hidden_sizes):
         x = keras.layers.Dense(int(units), activation=activation, name=f"hidden_{i}")(x)
-    outputs = keras.layers.Dense(output_size, kernel_initializer=output_initializer, name="out")(x)
+    outputs = keras.layers.Dense(output_size, name="out")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -429,17 +374,10 @@ class MLPActorCritic(ActorCritic):
         As :class:`ActorCritic`.
     """
 
-    def __init__(
-        self,
-        observation_space: gym.Space | dict,
-        action_space: gym.Space | dict,
-        hidden_sizes: Sequence[int] = (64, 64),
-        activation: str = "tanh",
-        log_std_init: float = -0.5,
-        seed: int | None = None,
-        normalize_obs: bool = False,
-        **kwargs,
-    ):
+    def __init__(self, observation_space: gym.Space | dict, action_space: gym.Space | dict,
+                 hidden_sizes: Sequence[int] = (64, 64), activation: str = "tanh",
+                 log_std_init: float = -0.5, seed: int | None = None, normalize_obs: bool = False,
+                 **kwargs):
         observation_space = space_from_config(observation_space)
         action_space = space_from_config(action_space)
         check_observation_space(observation_space)
@@ -451,31 +389,21 @@ class MLPActorCritic(ActorCritic):
             keras.activations.get(activation)
         except Exception as error:
             raise ValueError(f"activation {activation!r} is not a Keras activation") from error
-        if isinstance(action_space, gym.spaces.Discrete):
-            pi_out = int(action_space.n)
-        else:
-            pi_out = int(action_space.shape[0])
+        pi_out = int(action_space.n if isinstance(action_space, gym.spaces.Discrete)
+                     else action_space.shape[0])
         pi_net = mlp(observation_space.shape, hidden_sizes, activation, pi_out, name="pi_net")
         v_net = mlp(observation_space.shape, hidden_sizes, activation, 1, name="v_net")
-        super().__init__(
-            pi_net, v_net, action_space, log_std_init=log_std_init, seed=seed,
-            normalize_obs=normalize_obs, **kwargs,
-        )
-        self.observation_space = observation_space
-        self.hidden_sizes = hidden_sizes
+        super().__init__(pi_net, v_net, action_space, log_std_init=log_std_init, seed=seed,
+                         normalize_obs=normalize_obs, **kwargs)
+        self.observation_space, self.hidden_sizes = observation_space, hidden_sizes
         self.activation = activation
 
     def get_config(self) -> dict[str, Any]:
-        config = _with_load_note(keras.Model.get_config(self))
-        config.update(
-            observation_space=space_to_config(self.observation_space),
-            action_space=space_to_config(self.action_space),
-            hidden_sizes=list(self.hidden_sizes),
-            activation=self.activation,
-            log_std_init=self.log_std_init,
-            normalize_obs=self.normalize_obs,
-        )
-        return config
+        return dict(_with_load_note(keras.Model.get_config(self)),
+                    observation_space=space_to_config(self.observation_space),
+                    action_space=space_to_config(self.action_space),
+                    hidden_sizes=list(self.hidden_sizes), activation=self.activation,
+                    log_std_init=self.log_std_init, normalize_obs=self.normalize_obs)
 
     @classmethod
     def from_config(cls, config: dict[str, Any]):

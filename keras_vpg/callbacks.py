@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,26 +17,21 @@ import keras
 import numpy as np
 
 from keras_vpg import mpi
+from keras_vpg._backend import is_installed
 from keras_vpg.files import atomic_write
-from keras_vpg.rollout import batched_policy, play_episodes
+from keras_vpg.serving import run_episodes
 
 #: Columns :class:`EvalCallback` adds to every epoch's logs (NaN on epochs without an eval).
 EVAL_COLUMNS = ("EvalAverageEpRet", "EvalStdEpRet", "EvalEpLen")
 
 
-def evaluate_policy(
-    model,
-    env_fn: Callable[[], gym.Env],
-    n_eval_episodes: int = 10,
-    deterministic: bool = True,
-    seed: int = 0,
-    max_ep_len: int | None = None,
-    envs: Sequence[gym.Env] | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+def evaluate_policy(model, env_fn: Callable[[], gym.Env], n_eval_episodes: int = 10,
+                    deterministic: bool = True, seed: int = 0, max_ep_len: int | None = None,
+                    envs: Sequence[gym.Env] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Returns and lengths of ``n_eval_episodes`` episodes of ``model``'s policy.
 
     The episodes run side by side, one env each, on the one episode runner
-    (:func:`keras_vpg.rollout.play_episodes`, one batched policy call per step,
+    (:func:`keras_vpg.serving.run_episodes`, one batched policy call per step,
     the numpy sampler for a plain MLP), and episode ``k`` starts from
     ``reset(seed=seed + k)``: the same policy always scores the same.
 
@@ -62,16 +56,9 @@ def evaluate_policy(
     -------
     returns, lengths : numpy arrays of shape ``(n_eval_episodes,)``
     """
-    own = envs is None
-    envs = [env_fn() for _ in range(n_eval_episodes)] if own else list(envs)
-    try:
-        stats = play_episodes(batched_policy(model, deterministic, seed), envs, n_eval_episodes,
-                              max_ep_len, seed)
-        return np.asarray(stats.returns), np.asarray(stats.lengths, dtype=np.int64)
-    finally:
-        if own:
-            for env in envs:
-                env.close()
+    stats = run_episodes(model, env_fn, n_eval_episodes, max_ep_len, deterministic,
+                         n_eval_episodes, seed, envs)
+    return np.asarray(stats.returns), np.asarray(stats.lengths, dtype=np.int64)
 
 
 class EvalCallback(keras.callbacks.Callback):
@@ -119,17 +106,10 @@ class EvalCallback(keras.callbacks.Callback):
     #: ``VPG.fit`` runs callbacks that add to the logs before the others.
     adds_epoch_logs = True
 
-    def __init__(
-        self,
-        env_fn: Callable[[], gym.Env],
-        eval_freq: int = 10,
-        n_eval_episodes: int = 10,
-        deterministic: bool = True,
-        best_model_path: str | os.PathLike | None = None,
-        verbose: int = 1,
-        seed: int = 0,
-        max_ep_len: int | None = None,
-    ):
+    def __init__(self, env_fn: Callable[[], gym.Env], eval_freq: int = 10,
+                 n_eval_episodes: int = 10, deterministic: bool = True,
+                 best_model_path: str | os.PathLike | None = None, verbose: int = 1,
+                 seed: int = 0, max_ep_len: int | None = None):
         super().__init__()
         if not callable(env_fn):
             raise TypeError(f"env_fn must be a callable returning a gymnasium.Env, got {env_fn!r}")
@@ -163,8 +143,7 @@ class EvalCallback(keras.callbacks.Callback):
             self._envs = [self.env_fn() for _ in range(self.n_eval_episodes)]
         returns, lengths = evaluate_policy(
             self.model, self.env_fn, self.n_eval_episodes, self.deterministic, self.seed,
-            self.max_ep_len, envs=self._envs,
-        )
+            self.max_ep_len, envs=self._envs)
         mean = float(returns.mean())
         logs.update(EvalAverageEpRet=mean, EvalStdEpRet=float(returns.std()),
                     EvalEpLen=float(lengths.mean()))
@@ -231,20 +210,12 @@ class TensorBoardLogger(keras.callbacks.Callback):
             raise ValueError(f"writer must be one of {_WRITERS}, got {writer!r}")
         if not isinstance(x_axis, str) or not x_axis:
             raise ValueError(
-                f"x_axis must be a log key such as 'TotalEnvInteracts', got {x_axis!r}"
-            )
+                f"x_axis must be a log key such as 'TotalEnvInteracts', got {x_axis!r}")
         self.log_dir = str(log_dir)
         self.x_axis = x_axis
         self.writer = _choose_writer(writer)
         self.prefix = prefix
         self._writer = None
-
-    def _open(self):
-        if self._writer is None:
-            Path(self.log_dir).mkdir(parents=True, exist_ok=True)
-            self._writer = (_TFWriter(self.log_dir) if self.writer == "tensorflow"
-                            else _TBXWriter(self.log_dir))
-        return self._writer
 
     def on_epoch_end(self, epoch, logs=None):
         if mpi.proc_id() != 0:
@@ -256,8 +227,7 @@ class TensorBoardLogger(keras.callbacks.Callback):
             step = int(logs[self.x_axis])
         else:
             raise ValueError(
-                f"x_axis={self.x_axis!r} is not a log key; available: {sorted(logs)} or 'Epoch'"
-            )
+                f"x_axis={self.x_axis!r} is not a log key; available: {sorted(logs)} or 'Epoch'")
         scalars = {}
         for key, value in logs.items():
             try:
@@ -266,7 +236,26 @@ class TensorBoardLogger(keras.callbacks.Callback):
                 continue  # not a number (Keras's logs may hold other things)
             if math.isfinite(value):
                 scalars[self.prefix + key] = value
-        self._open().write(scalars, step)
+        if self._writer is None:
+            Path(self.log_dir).mkdir(parents=True, exist_ok=True)
+            if self.writer == "tensorflow":
+                import tensorflow as tf
+
+                self._writer = tf.summary.create_file_writer(self.log_dir)
+            else:
+                from tensorboardX import SummaryWriter
+
+                self._writer = SummaryWriter(self.log_dir)
+        if self.writer == "tensorflow":
+            import tensorflow as tf
+
+            with self._writer.as_default():
+                for tag, value in scalars.items():
+                    tf.summary.scalar(tag, value, step=step)
+        else:
+            for tag, value in scalars.items():
+                self._writer.add_scalar(tag, value, global_step=step)
+        self._writer.flush()
 
     def on_train_end(self, logs=None):
         if self._writer is not None:
@@ -274,24 +263,13 @@ class TensorBoardLogger(keras.callbacks.Callback):
             self._writer = None
 
 
-def _importable(name: str) -> bool:
-    import importlib.util
-
-    if name in sys.modules:
-        return sys.modules[name] is not None  # None: imports of it are blocked
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
-        return False
-
-
 def _usable_writers() -> list[str]:
     """The writers whose packages are installed (checked without importing them)."""
     usable = []
     # tf.summary raises TBNotInstalledError at its first write without `tensorboard`.
-    if _importable("tensorflow") and _importable("tensorboard"):
+    if is_installed("tensorflow") and is_installed("tensorboard"):
         usable.append("tensorflow")
-    if _importable("tensorboardX"):
+    if is_installed("tensorboardX"):
         usable.append("tensorboardX")
     return usable
 
@@ -314,7 +292,7 @@ def tensorboard_missing(writer: str = "auto") -> str | None:
     """
     usable = _usable_writers()
     if writer == "tensorflow" and "tensorflow" not in usable:
-        missing = "tensorboard" if _importable("tensorflow") else "tensorflow-cpu tensorboard"
+        missing = "tensorboard" if is_installed("tensorflow") else "tensorflow-cpu tensorboard"
         return f"writer='tensorflow' (tf.summary) needs {missing}: pip install {missing}"
     if writer == "tensorboardX" and "tensorboardX" not in usable:
         return ("writer='tensorboardX' needs tensorboardX: "
@@ -335,35 +313,3 @@ def _choose_writer(writer: str) -> str:
     if keras.backend.backend() == "tensorflow" and "tensorflow" in usable:
         return "tensorflow"
     return "tensorboardX" if "tensorboardX" in usable else "tensorflow"
-
-
-class _TFWriter:
-    def __init__(self, log_dir: str):
-        import tensorflow as tf
-
-        self._tf = tf
-        self._writer = tf.summary.create_file_writer(log_dir)
-
-    def write(self, scalars: dict[str, float], step: int) -> None:
-        with self._writer.as_default():
-            for tag, value in scalars.items():
-                self._tf.summary.scalar(tag, value, step=step)
-        self._writer.flush()
-
-    def close(self) -> None:
-        self._writer.close()
-
-
-class _TBXWriter:
-    def __init__(self, log_dir: str):
-        from tensorboardX import SummaryWriter
-
-        self._writer = SummaryWriter(log_dir)
-
-    def write(self, scalars: dict[str, float], step: int) -> None:
-        for tag, value in scalars.items():
-            self._writer.add_scalar(tag, value, global_step=step)
-        self._writer.flush()
-
-    def close(self) -> None:
-        self._writer.close()

@@ -11,8 +11,9 @@ stderr and exit status 2; ``--debug`` or ``KERAS_VPG_DEBUG=1`` shows the traceba
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import functools
 import importlib.util
+import json
 import math
 import os
 import re
@@ -51,22 +52,16 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Shows ``(default: ...)`` after each option's help, except for flags and unset defaults."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
-        help_text = action.help or ""
         default = action.default
-        if default is None or default is False or default == argparse.SUPPRESS:
-            return help_text
-        if "%(default)" in help_text:
-            return help_text
-        if not action.option_strings and action.nargs not in ("?", "*"):
-            return help_text
-        if isinstance(default, (list, tuple)):
-            shown = " ".join(str(v) for v in default)
-            return f"{help_text} (default: {shown})"
-        return f"{help_text} (default: %(default)s)"
+        if (default is None or default is False or default == argparse.SUPPRESS
+                or not action.option_strings):
+            return action.help or ""
+        shown = " ".join(map(str, default)) if isinstance(default, list) else "%(default)s"
+        return f"{action.help} (default: {shown})"
 
 
 def _int_at_least(minimum: int):
@@ -83,27 +78,15 @@ def _int_at_least(minimum: int):
     return parse
 
 
-def _common_parser(backend: bool) -> argparse.ArgumentParser:
-    """Options every subcommand has (``--backend`` only where Keras runs)."""
-    common = ArgumentParser(add_help=False)
-    if backend:
-        common.add_argument(
-            "--backend", choices=BACKENDS,
-            help="Keras backend; wins over KERAS_BACKEND; without either, keras.json's, "
-                 "or the first installed of jax, torch, tensorflow",
-        )
-    common.add_argument("--debug", action="store_true",
-                        help=f"show the traceback of errors (or set {DEBUG_ENV}=1)")
-    return common
-
-
 # -- train ---------------------------------------------------------------------------------
 #: train flags that may take several values: the run set is every combination of them
-#: (and of --seed), named Spinning Up's way with these shorthands.
+#: (and of --seed), named Spinning Up's way with these shorthands, in this order.
 GRID_FLAGS = {
     "act": "act", "steps_per_epoch": "spe", "num_envs": "ne", "gamma": "gamma", "lam": "lam",
     "pi_lr": "pi", "vf_lr": "vf", "train_v_iters": "tv", "max_ep_len": "len",
 }
+#: What config.json records of the callbacks of ``train`` (for ``--config`` and ``--resume``).
+CALLBACK_FLAGS = ("tensorboard", "eval_freq", "eval_episodes")
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -118,8 +101,6 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="hidden layer sizes of the policy and value MLPs")
     parser.add_argument("--act", nargs="+", default=["tanh"],
                         help="(grid) Keras activation of the hidden layers (tanh, relu, ...)")
-    parser.add_argument("--epochs", type=_int_at_least(1), default=50,
-                        help="epochs (one policy update each); with --resume the total to reach")
     parser.add_argument("--cpu", type=_int_at_least(1), default=1,
                         help="MPI processes per run (re-launches under mpirun; needs the mpi "
                              "extra)")
@@ -134,8 +115,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="experiment name (default: the env id in lower case)")
     parser.add_argument("--data-dir", default="data",
                         help="runs are written to DATA_DIR/EXP_NAME/EXP_NAME_sSEED")
-    # Every VPG hyperparameter's flag, help and default from its one definition.
-    config.add_arguments(parser, grid=[*GRID_FLAGS, "seed"], exclude=("epochs",))
+    # --epochs and every VPG hyperparameter's flag, help and default from its one definition.
+    config.add_arguments(parser, grid=[*GRID_FLAGS, "seed"])
     parser.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=False,
                         help="write every progress.txt column to RUN_DIR/tensorboard "
                              "(x axis: TotalEnvInteracts)")
@@ -156,11 +137,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _single(value: Any) -> Any:
-    """A grid flag's value in one run: the only element of a one-value list."""
+    """A flag's value in one run (a grid flag's list holds one value by then)."""
     if isinstance(value, list):
-        if len(value) != 1:
-            raise ValueError(f"expected one value, got {value}")
-        return value[0]
+        (value,) = value
     return value
 
 
@@ -177,17 +156,12 @@ def run_dir_of(args: argparse.Namespace, seed: int) -> Path:
 
 def vpg_kwargs(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     """The keyword arguments of :class:`keras_vpg.VPG` (all but ``env_fn``) for one seed."""
-    exp_name = args.exp_name or default_exp_name(args.env)
-    one = {name: _single(getattr(args, name)) for name in GRID_FLAGS}
-    return dict(
-        ac_kwargs=dict(hidden_sizes=tuple(args.hid), activation=one["act"]),
-        seed=seed, steps_per_epoch=one["steps_per_epoch"], gamma=one["gamma"],
-        pi_lr=one["pi_lr"], vf_lr=one["vf_lr"], train_v_iters=one["train_v_iters"],
-        lam=one["lam"], max_ep_len=one["max_ep_len"],
-        logger_kwargs=dict(output_dir=str(run_dir_of(args, seed)), exp_name=exp_name),
-        save_freq=args.save_freq, num_envs=one["num_envs"], vector_mode=args.vector_mode,
-        normalize_obs=args.normalize_obs, keep_checkpoints=args.keep_checkpoints,
-    )
+    run_dir = run_dir_of(args, seed)
+    kwargs = {name: _single(getattr(args, name)) for name in config.FLAGGED_FIELDS
+              if name != "seed"}
+    return dict(kwargs, seed=seed,
+                ac_kwargs=dict(hidden_sizes=tuple(args.hid), activation=_single(args.act)),
+                logger_kwargs=dict(output_dir=str(run_dir), exp_name=run_dir.parent.name))
 
 
 def grid_variants(args: argparse.Namespace) -> list[argparse.Namespace]:
@@ -199,20 +173,15 @@ def grid_variants(args: argparse.Namespace) -> list[argparse.Namespace]:
     """
     from keras_vpg.grid import ExperimentGrid
 
-    exp_name = args.exp_name or default_exp_name(args.env)
-    varying = {name: getattr(args, name) for name in GRID_FLAGS
-               if isinstance(getattr(args, name), list) and len(getattr(args, name)) > 1}
+    varying = {name: getattr(args, name) for name in GRID_FLAGS if len(getattr(args, name)) > 1}
     if not varying:
         return [args]
-    grid = ExperimentGrid(exp_name)
+    grid = ExperimentGrid(args.exp_name or default_exp_name(args.env))
     for name, values in varying.items():
         grid.add(name, values, shorthand=GRID_FLAGS[name], in_name=True)
-    variants = []
-    for variant in grid.variants():
-        values = {name: [variant[name]] for name in varying}
-        variants.append(argparse.Namespace(
-            **{**vars(args), **values, "exp_name": grid.variant_name(variant)}))
-    return variants
+    return [argparse.Namespace(**{**vars(args), **{name: [variant[name]] for name in varying},
+                                  "exp_name": grid.variant_name(variant)})
+            for variant in grid.variants()]
 
 
 def _check_env_id(env_id: str) -> None:
@@ -230,35 +199,48 @@ def _check_env_id(env_id: str) -> None:
         raise CLIError(f"cannot make env {env_id!r}: {error}{extra}") from error
 
 
+def _callbacks(run_dir: Path, env_id: str, seed: int, tensorboard: bool, eval_freq: int,
+               eval_episodes: int) -> tuple[list, dict[str, Any]]:
+    """The callbacks of ``--tensorboard`` and ``--eval-freq``, and what config.json records.
+
+    ``--tensorboard``: a :class:`keras_vpg.TensorBoardLogger` writing to
+    ``RUN_DIR/tensorboard``; ``--eval-freq``: an :class:`keras_vpg.EvalCallback` on a
+    separate env saving ``RUN_DIR/best_model.keras``.
+    """
+    import gymnasium as gym
+
+    from keras_vpg.callbacks import EvalCallback, TensorBoardLogger
+
+    callbacks = [TensorBoardLogger(run_dir / "tensorboard")] if tensorboard else []
+    if eval_freq:
+        callbacks.append(EvalCallback(
+            functools.partial(gym.make, env_id), eval_freq=eval_freq,
+            n_eval_episodes=eval_episodes, best_model_path=str(run_dir / "best_model.keras"),
+            seed=seed + 10**6))
+    return callbacks, dict(tensorboard=bool(tensorboard), eval_freq=int(eval_freq),
+                           eval_episodes=int(eval_episodes))
+
+
 def train_run(env_id: str, epochs: int, verbose: int = 1, tensorboard: bool = False,
               eval_freq: int = 0, eval_episodes: int = 10, **vpg_kwargs: Any):
     """Build one :class:`keras_vpg.VPG` for ``env_id``, train ``epochs`` and close it.
 
-    What a ``train`` run does, in this process or in a grid's child process:
-    ``--tensorboard`` adds a :class:`keras_vpg.TensorBoardLogger` writing to
-    ``RUN_DIR/tensorboard``; ``--eval-freq`` an :class:`keras_vpg.EvalCallback` on a
-    separate env saving ``RUN_DIR/best_model.keras``. Returns the ``History``.
+    What a ``train`` run does, in this process or in a grid's child process, its
+    callbacks included (see ``_callbacks``). Returns the ``History``.
     """
     quiet_tensorflow_startup()  # also in a grid's child process
     import gymnasium as gym
 
-    import keras_vpg
     from keras_vpg import mpi
-
-    run_dir = Path(vpg_kwargs["logger_kwargs"]["output_dir"])
-    callbacks = []
-    if tensorboard:
-        callbacks.append(keras_vpg.TensorBoardLogger(run_dir / "tensorboard"))
-    if eval_freq:
-        callbacks.append(keras_vpg.EvalCallback(
-            lambda: gym.make(env_id), eval_freq=eval_freq, n_eval_episodes=eval_episodes,
-            best_model_path=str(run_dir / "best_model.keras"), seed=vpg_kwargs["seed"] + 10**6))
+    from keras_vpg.agent import VPG
     from keras_vpg.logger import RunMovedAside
 
+    callbacks, settings = _callbacks(Path(vpg_kwargs["logger_kwargs"]["output_dir"]), env_id,
+                                     vpg_kwargs["seed"], tensorboard, eval_freq, eval_episodes)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RunMovedAside)
         try:
-            agent = keras_vpg.VPG(lambda: gym.make(env_id), **vpg_kwargs)
+            agent = VPG(functools.partial(gym.make, env_id), **vpg_kwargs)
         except (ValueError, TypeError) as error:
             raise CLIError(str(error)) from error
     for warning in caught:  # the move of an earlier run is news, not a code warning
@@ -267,8 +249,7 @@ def train_run(env_id: str, epochs: int, verbose: int = 1, tensorboard: bool = Fa
         else:
             warnings.showwarning(warning.message, warning.category, warning.filename,
                                  warning.lineno)
-    # What --config and --resume need beyond VPG's arguments (fit records the epochs).
-    agent.logger.update_config(**callback_settings(tensorboard, eval_freq, eval_episodes))
+    agent.logger.update_config(**settings)  # for --config and --resume (fit adds the epochs)
     try:
         return agent.fit(epochs=epochs, callbacks=callbacks,
                          verbose=verbose if mpi.proc_id() == 0 else 0)
@@ -276,101 +257,64 @@ def train_run(env_id: str, epochs: int, verbose: int = 1, tensorboard: bool = Fa
         agent.close()
 
 
-def callback_settings(tensorboard: bool, eval_freq: int, eval_episodes: int) -> dict[str, Any]:
-    """The ``train`` callbacks' settings, as config.json records them for ``--config``."""
-    return dict(tensorboard=bool(tensorboard), eval_freq=int(eval_freq),
-                eval_episodes=int(eval_episodes))
-
-
 def _check_tensorboard(args: argparse.Namespace) -> None:
     """``--tensorboard`` without a usable writer: one line naming the extra, before training."""
-    if not args.tensorboard:
-        return
     from keras_vpg.callbacks import tensorboard_missing
 
-    missing = tensorboard_missing()
+    missing = args.tensorboard and tensorboard_missing()
     if missing:
         raise CLIError(f"--tensorboard: {missing}")
 
 
-def _check_hyperparameters(kwargs: dict[str, Any]) -> None:
-    """Validate VPG keyword arguments with :class:`keras_vpg.config.VPGConfig` (no Keras)."""
-    names = {f.name for f in dataclasses.fields(config.VPGConfig)}
+def _mpi_fork(args: argparse.Namespace) -> None:
+    """Re-launch this command under mpirun and exit when ``--cpu`` > 1 (no MPI: one line)."""
+    from keras_vpg import mpi
+
     try:
-        config.VPGConfig(**{k: v for k, v in kwargs.items() if k in names})
-    except (TypeError, ValueError) as error:
+        mpi.mpi_fork(args.cpu, extra_args=shlex.split(args.mpirun_args), hostfile=args.hostfile)
+    except RuntimeError as error:
         raise CLIError(str(error)) from error
 
 
 def _resume(args: argparse.Namespace) -> None:
     """``train --resume RUN_DIR``: restore the last checkpoint, train to the run's total.
 
-    The run's backend and process count come from its ``config.json`` unless
-    ``--backend`` / ``--cpu`` are given; ``--epochs`` (if given) is the new total.
+    The run's settings (backend, process count, callbacks) come from its
+    ``config.json`` unless given as flags; ``--epochs`` (if given) is the new total.
     """
-    run_dir = _check_run_dir(args.resume)
-    saved = config_defaults(str(run_dir))
-    if args.backend is None:
-        args.backend = saved.get("backend")
-    for flag in ("--tensorboard", "--eval-freq", "--eval-episodes"):  # the run's callbacks
-        name = flag[2:].replace("-", "_")
-        if name in saved and not _given(args, flag) and not _given(args, "--no-" + flag[2:]):
-            setattr(args, name, saved[name])
+    run_dir = Path(args.resume)
     _select_backend(args)
     _check_tensorboard(args)
+    _mpi_fork(args)
+    if args.eval_freq and not args.env:
+        raise CLIError(f"--eval-freq needs the env id, which {str(run_dir)!r} does not record")
+    import keras
+
     from keras_vpg import mpi
-
-    cpu = args.cpu if _given(args, "--cpu") else saved.get("cpu", 1)
-    try:
-        mpi.mpi_fork(cpu, extra_args=shlex.split(args.mpirun_args), hostfile=args.hostfile)
-    except RuntimeError as error:
-        raise CLIError(str(error)) from error
-    import gymnasium as gym
-
-    import keras_vpg
     from keras_vpg.agent import resume_run
     from keras_vpg.grid import final_return
 
-    callbacks = []
-    if args.tensorboard:
-        callbacks.append(keras_vpg.TensorBoardLogger(run_dir / "tensorboard"))
-    if args.eval_freq:
-        env_id = saved.get("env")
-        if env_id is None:
-            raise CLIError(f"--eval-freq needs the env id, which {str(run_dir)!r} does not record")
-        callbacks.append(keras_vpg.EvalCallback(
-            lambda: gym.make(env_id), eval_freq=args.eval_freq,
-            n_eval_episodes=args.eval_episodes, best_model_path=str(run_dir / "best_model.keras"),
-            seed=saved.get("seed", [0])[0] + 10**6))
-    import keras
-
+    callbacks, settings = _callbacks(run_dir, args.env, args.seed[0], args.tensorboard,
+                                     args.eval_freq, args.eval_episodes)
     resumed = keras.callbacks.History()  # the epochs run now: their speed and steps
-    callbacks.append(resumed)
     start = time.perf_counter()
     rank0 = mpi.proc_id() == 0
     try:
-        agent = resume_run(run_dir, epochs=args.epochs if _given(args, "--epochs") else None,
-                           callbacks=callbacks, verbose=args.verbose if rank0 else 0)
+        agent = resume_run(run_dir, epochs=args.epochs, callbacks=callbacks + [resumed],
+                           verbose=args.verbose if rank0 else 0)
     except (FileNotFoundError, ValueError, TypeError) as error:
         raise CLIError(str(error)) from error
-    agent.logger.update_config(**callback_settings(args.tensorboard, args.eval_freq,
-                                                   args.eval_episodes))
+    agent.logger.update_config(**settings)
     try:
         if rank0:
-            epoch_steps = agent.steps_per_env * agent.num_envs * agent.num_procs
-            new_steps = len(resumed.history.get("TotalEnvInteracts", [])) * epoch_steps
-            print(_run_summary(run_dir, {
-                "AverageEpRet": [final_return(run_dir)],
-                "TotalEnvInteracts": [agent.total_env_interacts],
-                **{k: v for k, v in resumed.history.items() if k == "StepsPerSecond"}},
-                time.perf_counter() - start, steps_before=agent.total_env_interacts - new_steps))
+            steps = agent.total_env_interacts
+            new_steps = (len(resumed.history.get("TotalEnvInteracts", []))
+                         * agent.steps_per_env * agent.num_envs * agent.num_procs)
+            logs = {"AverageEpRet": [final_return(run_dir)], "TotalEnvInteracts": [steps],
+                    **{k: v for k, v in resumed.history.items() if k == "StepsPerSecond"}}
+            print(_run_summary(run_dir, logs, time.perf_counter() - start, steps - new_steps))
     finally:
         agent.close()
-
-
-def _given(args: argparse.Namespace, flag: str) -> bool:
-    """Whether ``flag`` was on the command line (not just its default)."""
-    return any(a == flag or a.startswith(flag + "=") for a in getattr(args, "argv", []))
 
 
 def _train_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -380,6 +324,13 @@ def _train_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    if args.config or args.resume:  # the run's settings become the defaults: flags still win
+        if args.resume:
+            _check_run_dir(args.resume)
+        defaults = config_defaults(args.config or args.resume)
+        if args.resume:
+            defaults["epochs"] = None  # the total of the interrupted fit, unless --epochs
+        args = build_parser(defaults).parse_args(args.argv)
     if args.resume:
         return _resume(args)
     if not args.env:
@@ -392,16 +343,9 @@ def cmd_train(args: argparse.Namespace) -> None:
         _check_tensorboard(args)
     variants = grid_variants(args)
     runs = [(variant, seed) for variant in variants for seed in args.seed]
-    for variant, seed in runs:  # bad values: one line now, before any backend loads
-        _check_hyperparameters(vpg_kwargs(variant, seed))
-    mpirun_args = shlex.split(args.mpirun_args)
     if len(variants) > 1 or (args.parallel > 1 and len(runs) > 1):
-        return _train_grid(args, runs, mpirun_args)
-    try:
-        # Re-launches this command under mpirun and exits when cpu > 1.
-        mpi.mpi_fork(args.cpu, extra_args=mpirun_args, hostfile=args.hostfile)
-    except RuntimeError as error:  # no MPI installed
-        raise CLIError(str(error)) from error
+        return _train_grid(args, runs)
+    _mpi_fork(args)
     import keras
 
     rank0 = mpi.proc_id() == 0
@@ -410,18 +354,17 @@ def cmd_train(args: argparse.Namespace) -> None:
         run_dir = run_dir_of(args, seed)
         if rank0:
             print(f"keras-vpg: training {args.env} seed {seed} on {keras.backend.backend()} "
-                  f"({getattr(args, 'backend_note', '')}{mpi.num_procs()} process(es)) "
-                  f"-> {run_dir}", flush=True)
+                  f"({args.backend_note}{mpi.num_procs()} process(es)) -> {run_dir}",
+                  flush=True)
         start = time.perf_counter()
         history = train_run(**_train_options(args), verbose=args.verbose, **vpg_kwargs(args, seed))
         summaries.append(_run_summary(run_dir, history.history, time.perf_counter() - start))
     if rank0:
-        for line in summaries:
-            print(line)
+        print("\n".join(summaries))
         print(_next_steps(args))
 
 
-def _train_grid(args: argparse.Namespace, runs, mpirun_args: list[str]) -> None:
+def _train_grid(args: argparse.Namespace, runs) -> None:
     """Every (variant, seed) in its own process, ``--parallel`` at a time; then the table."""
     from keras_vpg.grid import Experiment, GridRunError, run_experiments
 
@@ -436,7 +379,7 @@ def _train_grid(args: argparse.Namespace, runs, mpirun_args: list[str]) -> None:
         print(f"  {experiment.output_dir}")
     try:
         run_experiments(experiments, num_cpu=args.cpu, parallel=args.parallel,
-                        hostfile=args.hostfile, mpirun_args=mpirun_args)
+                        hostfile=args.hostfile, mpirun_args=shlex.split(args.mpirun_args))
     except GridRunError as error:
         raise CLIError(str(error)) from error
     # A grid's variants share the experiment name as a prefix: plot takes prefixes.
@@ -446,50 +389,41 @@ def _train_grid(args: argparse.Namespace, runs, mpirun_args: list[str]) -> None:
 def config_defaults(path: str) -> dict[str, Any]:
     """``train``'s option values that reproduce a run, read from its ``config.json``.
 
-    ``path`` is the file or the run directory. Used by ``--config``: these become
-    the defaults, so flags given explicitly override them.
+    ``path`` is the file or the run directory. Used by ``--config`` and ``--resume``:
+    these become the defaults, so flags given explicitly override them.
     """
-    import json
-
     file = Path(path)
     if file.is_dir():
         file = file / "config.json"
     try:
-        config = json.loads(file.read_text())
+        saved = json.loads(file.read_text())
     except FileNotFoundError:
         raise CLIError(f"no config.json at {str(file)!r}") from None
     except (OSError, json.JSONDecodeError) as error:
         raise CLIError(f"cannot read {str(file)!r}: {error}") from error
-    if not isinstance(config, dict):
+    if not isinstance(saved, dict):
         raise CLIError(f"{str(file)!r} is not a keras-vpg config.json")
     defaults: dict[str, Any] = {}
-    if config.get("env_spec"):
-        defaults["env"] = json.loads(config["env_spec"])["id"]
-    ac_kwargs = config.get("ac_kwargs") or {}
+    for name in (*config.FLAGGED_FIELDS, "epochs", *CALLBACK_FLAGS):
+        if name in saved:
+            if isinstance(saved[name], dict):  # a learning-rate schedule: no flag can say it
+                raise CLIError(f"{name} in {str(file)!r} is a schedule; rerun it from Python "
+                               "with keras_vpg.load_config")
+            defaults[name] = [saved[name]] if name in GRID_FLAGS or name == "seed" else saved[name]
+    if saved.get("env_spec"):
+        defaults["env"] = json.loads(saved["env_spec"])["id"]
+    ac_kwargs = saved.get("ac_kwargs") or {}
     if "hidden_sizes" in ac_kwargs:
         defaults["hid"] = list(ac_kwargs["hidden_sizes"])
     if "activation" in ac_kwargs:
         defaults["act"] = [ac_kwargs["activation"]]
-    for name in GRID_FLAGS:
-        if name in config and name != "act":
-            value = config[name]
-            if isinstance(value, dict):  # a learning-rate schedule: no flag can say it
-                raise CLIError(f"{name} in {str(file)!r} is a schedule; rerun it from Python "
-                               "with keras_vpg.load_config")
-            defaults[name] = [value]
-    for name in ("save_freq", "vector_mode", "normalize_obs", "keep_checkpoints", "epochs",
-                 "tensorboard", "eval_freq", "eval_episodes"):
-        if config.get(name) is not None:
-            defaults[name] = config[name]
-    if "seed" in config:
-        defaults["seed"] = [config["seed"]]
-    exp_name = config.get("exp_name") or (config.get("logger_kwargs") or {}).get("exp_name")
+    exp_name = saved.get("exp_name") or (saved.get("logger_kwargs") or {}).get("exp_name")
     if exp_name:
         defaults["exp_name"] = exp_name
-    if config.get("backend") in BACKENDS:
-        defaults["backend"] = config["backend"]
-    if int(config.get("num_procs") or 1) > 1:
-        defaults["cpu"] = int(config["num_procs"])
+    if saved.get("backend") in BACKENDS:
+        defaults["backend"] = saved["backend"]
+    if int(saved.get("num_procs") or 1) > 1:
+        defaults["cpu"] = int(saved["num_procs"])
     return defaults
 
 
@@ -512,13 +446,13 @@ def _run_summary(run_dir: Path, logs: dict[str, list[float]], seconds: float,
 
 def _next_steps(args: argparse.Namespace, plot_dir: Path | None = None) -> str:
     first = run_dir_of(args, args.seed[0])
-    exp_dir = shlex.quote(str(plot_dir or first.parent))
     run = shlex.quote(str(first))
     export_note = ("" if importlib.util.find_spec("tensorflow") is not None
                    else f"   # needs {install_hint('tensorflow')}")
     return "\n".join([
         "Next:",
-        f"  keras-vpg plot {exp_dir} --out {shlex.quote(first.parent.name + '.png')}",
+        f"  keras-vpg plot {shlex.quote(str(plot_dir or first.parent))} "
+        f"--out {shlex.quote(first.parent.name + '.png')}",
         f"  keras-vpg test-policy {run} --norender",
         f"  keras-vpg export {run}{export_note}",
     ])
@@ -530,8 +464,7 @@ def add_plot_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "logdir", nargs="+",
         help="run directories or directories of runs (searched for progress.txt); a path "
-             "that does not exist is a prefix: data/hc matches data/hc-lr1e-3 too",
-    )
+             "that does not exist is a prefix: data/hc matches data/hc-lr1e-3 too")
     parser.add_argument("--legend", "-l", nargs="*",
                         help="one legend label per curve (default: the experiment names, or "
                              "the directories when names collide)")
@@ -558,39 +491,31 @@ def add_plot_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_plot(args: argparse.Namespace) -> None:
-    from keras_vpg.plot import make_plots
+    from keras_vpg.plot import make_plots, output_files
 
-    for logdir in args.logdir:
-        path = Path(logdir)
-        parent = path.parent if str(path.parent) else Path(".")
-        if not path.exists() and not list(parent.glob(path.name + "*")):
-            raise CLIError(f"run directory {logdir!r} does not exist")
     out = args.out
     if out is None and not _has_display():
         out = (Path(args.logdir[0]).resolve().name or "plot") + ".png"
-        print("keras-vpg plot: no display: writing to a file (--out to choose it)",
-              file=sys.stderr)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             make_plots(args.logdir, legend=args.legend, xaxis=args.xaxis, values=args.value,
                        count=args.count, smooth=args.smooth, select=args.select,
-                       exclude=args.exclude, estimator=args.est, out=out,
-                       xmax=args.xmax)
+                       exclude=args.exclude, estimator=args.est, out=out, xmax=args.xmax)
         except (ValueError, FileNotFoundError) as error:
             raise CLIError(str(error)) from error
     for warning in caught:
         if issubclass(warning.category, UserWarning):
             print(f"keras-vpg plot: warning: {warning.message}", file=sys.stderr)
-    if out is not None:
-        from keras_vpg.plot import output_files
-
-        written = ", ".join(output_files(out, args.value))
-        print(f"keras-vpg: wrote {written}")
-    else:
+    if out is None:
         import matplotlib.pyplot as plt
 
         plt.show()
+        return
+    if not args.out:
+        print("keras-vpg plot: no display: writing to a file (--out to choose it)",
+              file=sys.stderr)
+    print(f"keras-vpg: wrote {', '.join(output_files(out, args.value))}")
 
 
 def _has_display() -> bool:
@@ -621,55 +546,48 @@ def add_test_policy_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also print one line per episode")
 
 
-def _load_run(args: argparse.Namespace, with_env: bool = True):
-    """``(ac, env_fn or None)`` of a run directory, user errors as :class:`CLIError`."""
+def _load_policy(args: argparse.Namespace):
+    """The saved policy of ``args.run_dir`` (``--itr``), user errors as :class:`CLIError`."""
     run_dir = _check_run_dir(args.run_dir)
     _select_backend(args)
-    import gymnasium as gym
-
     from keras_vpg import serving
 
     try:
-        ac = serving.load_model(serving.checkpoint_path(run_dir, args.itr))
+        return serving.load_model(serving.checkpoint_path(run_dir, args.itr))
     except (FileNotFoundError, ValueError) as error:
         raise CLIError(str(error)) from error
-    if not with_env:
-        return ac, None
-    env_id = getattr(args, "env", None)
-    if env_id:
-        _check_env_id(env_id)
-        return ac, lambda **kwargs: gym.make(env_id, **kwargs)
-    try:
-        serving.make_env_from_run(run_dir).close()
-    except Exception as error:
-        raise CLIError(f"cannot rebuild the env of {str(run_dir)!r} ({error}); "
-                       "pass --env ID") from error
-    return ac, lambda **kwargs: serving.make_env_from_run(run_dir, **kwargs)
 
 
 def cmd_test_policy(args: argparse.Namespace) -> None:
     _check_run_dir(args.run_dir)
     if not args.norender and not _has_display():
         raise CLIError("no display to render to; pass --norender")
-    ac, env_fn = _load_run(args)
-    from keras_vpg import serving
+    ac = _load_policy(args)
+    import gymnasium as gym
 
-    if not args.norender:
+    from keras_vpg import serving
+    from keras_vpg.rollout import batched_policy, play_episodes
+
+    if args.env:
+        _check_env_id(args.env)
+        env_fn = functools.partial(gym.make, args.env)
+    else:
+        try:
+            serving.make_env_from_run(args.run_dir).close()
+        except Exception as error:
+            raise CLIError(f"cannot rebuild the env of {args.run_dir!r} ({error}); "
+                           "pass --env ID") from error
+        env_fn = functools.partial(serving.make_env_from_run, args.run_dir)
+    if args.norender:
+        stats = serving.run_episodes(ac, env_fn, args.episodes, args.len, args.deterministic,
+                                     args.num_envs, args.seed)
+    else:
         try:
             env = env_fn(render_mode="human")
         except Exception as error:
             raise CLIError(f"cannot render ({error}); pass --norender") from error
-        results = serving.run_policy(
-            env, lambda obs: ac.act(obs, deterministic=args.deterministic),
-            max_ep_len=args.len, num_episodes=args.episodes, render=True, seed=args.seed,
-            verbose=False,
-        )
-        stats = serving.EpisodeStats([r for r, _ in results], [n for _, n in results])
-    else:
-        stats = serving.run_episodes(
-            ac, env_fn, num_episodes=args.episodes, max_ep_len=args.len,
-            deterministic=args.deterministic, num_envs=args.num_envs, seed=args.seed,
-        )
+        stats = play_episodes(batched_policy(ac, args.deterministic, args.seed), [env],
+                              args.episodes, args.len, args.seed, render=True)
     if args.verbose:
         for i, (ret, length) in enumerate(zip(stats.returns, stats.lengths)):
             print(f"Episode {i} \t EpRet {ret:.3f} \t EpLen {length}")
@@ -688,28 +606,16 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    run_dir = _check_run_dir(args.run_dir)
-    _select_backend(args)
-    from keras_vpg.serving import missing_export_dependency
-
-    missing = missing_export_dependency(args.format)
-    if missing:
-        raise CLIError(missing)
-    ac, _ = _load_run(args, with_env=False)
+    ac = _load_policy(args)
     from keras_vpg import serving
 
     default = "saved_model" if args.format == "tf_saved_model" else "policy.onnx"
-    out = args.out or str(run_dir / default)
-    serving.export(ac, out, format=args.format)
+    out = args.out or str(Path(args.run_dir) / default)
+    try:
+        serving.export(ac, out, format=args.format)
+    except ImportError as error:  # the extra that is missing
+        raise CLIError(str(error)) from error
     print(f"keras-vpg: exported {args.format} to {out}")
-
-
-# -- benchmark -----------------------------------------------------------------------------
-def cmd_benchmark(args: argparse.Namespace) -> None:
-    script = Path(__file__).resolve().parent.parent / "benchmarks" / "throughput.py"
-    if not script.exists():
-        raise CLIError(f"{script} not found: the benchmarks ship with the source tree")
-    sys.exit(subprocess.call([sys.executable, str(script), *args.args]))
 
 
 # -- shared --------------------------------------------------------------------------------
@@ -763,7 +669,7 @@ def version_text() -> str:
     import importlib.metadata
     import platform
 
-    from keras_vpg._backend import BackendNotInstalled, resolve_backend
+    from keras_vpg._backend import resolve_backend
 
     def version(*names: str) -> str:
         for name in names:
@@ -773,25 +679,22 @@ def version_text() -> str:
                 continue
         return "not installed"
 
-    backends = {"tensorflow": version("tensorflow", "tensorflow-cpu"),
-                "jax": version("jax"), "torch": version("torch")}
     try:
         choice = resolve_backend()
         in_use = f"{choice.backend} (from {choice.source})"
     except BackendNotInstalled as error:
         in_use = f"none ({error})"
-    lines = [
+    return "\n".join([
         f"keras-vpg {__version__}",
         f"Python {platform.python_version()} ({platform.system()} {platform.machine()})",
         f"Keras {version('keras')}",
-        *(f"{name} {value}" for name, value in backends.items()),
+        f"tensorflow {version('tensorflow', 'tensorflow-cpu')}",
+        *(f"{name} {version(name)}" for name in ("jax", "torch")),
         f"backend: {in_use}",
-        f"gymnasium {version('gymnasium')}",
-        f"MuJoCo {version('mujoco')}",
-        f"numpy {version('numpy')}",
-        f"mpi4py {version('mpi4py')}",
-    ]
-    return "\n".join(lines)
+        *(f"{label} {version(name)}" for label, name in (
+            ("gymnasium", "gymnasium"), ("MuJoCo", "mujoco"), ("numpy", "numpy"),
+            ("mpi4py", "mpi4py"))),
+    ])
 
 
 def build_parser(train_defaults: dict[str, Any] | None = None) -> argparse.ArgumentParser:
@@ -799,8 +702,7 @@ def build_parser(train_defaults: dict[str, Any] | None = None) -> argparse.Argum
     parser = ArgumentParser(
         prog="keras-vpg", formatter_class=HelpFormatter,
         description="Vanilla Policy Gradient (GAE-Lambda) on Keras 3: TensorFlow, JAX, PyTorch.",
-        epilog="Run `keras-vpg COMMAND --help` for a command's options.",
-    )
+        epilog="Run `keras-vpg COMMAND --help` for a command's options.")
     parser.add_argument("--version", action="version", version=version_text(),
                         help="show keras-vpg's version and those of Keras, the installed "
                              "backends, gymnasium and MuJoCo, then exit")
@@ -808,50 +710,51 @@ def build_parser(train_defaults: dict[str, Any] | None = None) -> argparse.Argum
     for name, (_, add_arguments, uses_keras, summary, example) in COMMANDS.items():
         sub = commands.add_parser(
             name, help=summary, description=summary[0].upper() + summary[1:] + ".",
-            epilog=example, formatter_class=HelpFormatter,
-            parents=[_common_parser(backend=uses_keras)],
-        )
+            epilog=example, formatter_class=HelpFormatter)
+        if uses_keras:
+            sub.add_argument(
+                "--backend", choices=BACKENDS,
+                help="Keras backend; wins over KERAS_BACKEND; without either, keras.json's, "
+                     "or the first installed of jax, torch, tensorflow")
+        sub.add_argument("--debug", action="store_true",
+                         help=f"show the traceback of errors (or set {DEBUG_ENV}=1)")
         add_arguments(sub)
         if name == "train" and train_defaults:
             sub.set_defaults(**train_defaults)
     bench = commands.add_parser(
         "benchmark", help="run benchmarks/throughput.py (source tree only)",
         description="Run benchmarks/throughput.py with the arguments that follow.",
-        formatter_class=HelpFormatter,
-    )
+        formatter_class=HelpFormatter)
     bench.add_argument("args", nargs=argparse.REMAINDER,
                        help="arguments of throughput.py (see its --help)")
     return parser
 
 
+def _benchmark(args: Sequence[str]) -> int:
+    """``keras-vpg benchmark ARGS``: ``benchmarks/throughput.py ARGS`` (source tree only)."""
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "throughput.py"
+    if not script.exists():
+        print(f"keras-vpg benchmark: error: {script} not found: the benchmarks ship with the "
+              "source tree", file=sys.stderr)
+        return 2
+    return subprocess.call([sys.executable, str(script), *args])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``keras-vpg`` and ``python -m keras_vpg``; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command == "train" and args.config:
-        try:  # the run's settings become the defaults: explicit flags still win
-            train_defaults = config_defaults(args.config)
-        except CLIError as error:
-            print(f"keras-vpg train: error: {error}", file=sys.stderr)
-            return 2
-        parser = build_parser(train_defaults)
-        args = parser.parse_args(argv)
+    if argv[:1] == ["benchmark"]:  # every argument is throughput.py's, its --help included
+        return _benchmark(argv[1:])
+    args = build_parser().parse_args(argv)
     args.argv = argv
     debug = getattr(args, "debug", False) or os.environ.get(DEBUG_ENV, "0") not in ("", "0")
-    handler = cmd_benchmark if args.command == "benchmark" else COMMANDS[args.command][0]
     try:
-        handler(args)
-    except CLIError as error:
+        COMMANDS[args.command][0](args)
+    except (CLIError, OSError) as error:  # OSError: a full disk, a read-only directory
         if debug:
             traceback.print_exc()
         print(f"keras-vpg {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:  # a full disk, a read-only directory: one line, not a traceback
-        if debug:
-            traceback.print_exc()
-        print(f"keras-vpg {args.command}: error: {error}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(error, CLIError) else 1
     except KeyboardInterrupt as error:
         from keras_vpg.interrupt import Interrupted, exit_status
 

@@ -55,20 +55,16 @@ def _unit_interval(name: str, value: Any) -> None:
 
 
 def _learning_rate(name: str, value: Any) -> None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if math.isfinite(value) and value >= 0:
-            return
-    else:  # only a non-number needs Keras (the CLI checks numbers before choosing a backend)
-        import keras
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        import keras  # only a non-number needs Keras (the CLI checks numbers before a backend)
 
-        if isinstance(value, keras.optimizers.schedules.LearningRateSchedule):
-            return
-    if (isinstance(value, bool) or not isinstance(value, (int, float))
-            or not math.isfinite(value) or value < 0):
+        valid = isinstance(value, keras.optimizers.schedules.LearningRateSchedule)
+    else:
+        valid = math.isfinite(value) and value >= 0
+    if not valid:
         raise ValueError(
             f"{name} must be a non-negative learning rate or a "
-            f"keras.optimizers.schedules.LearningRateSchedule, got {value!r}"
-        )
+            f"keras.optimizers.schedules.LearningRateSchedule, got {value!r}")
 
 
 def _dict_or_none(name: str, value: Any) -> None:
@@ -82,9 +78,7 @@ def _boolean(name: str, value: Any) -> None:
 
 
 def _tristate(name: str, value: Any) -> None:
-    if value not in (None, True, False) or isinstance(value, (int, float)) and not isinstance(
-        value, bool
-    ):
+    if value is not None and not isinstance(value, bool):
         raise TypeError(f"{name} must be True, False or None, got {value!r}")
 
 
@@ -99,10 +93,7 @@ def _param(default: Any, check: Callable[[str, Any], None], doc: str, valid: str
 
     ``cli``: how :func:`add_arguments` makes its flag (``None``: no flag).
     """
-    metadata = {"check": check, "doc": doc, "valid": valid, "cli": cli}
-    if isinstance(default, dict):
-        return field(default_factory=lambda: dict(default), metadata=metadata)
-    return field(default=default, metadata=metadata)
+    return field(default=default, metadata={"check": check, "doc": doc, "valid": valid, "cli": cli})
 
 
 @dataclass
@@ -164,9 +155,6 @@ class VPGConfig:
         "(KERAS_VPG_THREADS=0 also turns them off)", "True or False")
 
     def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
         """Raise ``TypeError``/``ValueError`` naming the first invalid field."""
         for f in dataclasses.fields(self):
             f.metadata["check"](f.name, getattr(self, f.name))
@@ -273,44 +261,45 @@ def json_value(obj: Any) -> Any:
     return repr(obj)
 
 
-def field_docs() -> dict[str, str]:
-    """``{name: "doc (valid: range; default: value)"}`` of every field."""
-    defaults = VPGConfig()
-    return {
-        f.name: f"{f.metadata['doc']} (valid: {f.metadata['valid']}; "
-                f"default: {getattr(defaults, f.name)!r})"
-        for f in dataclasses.fields(VPGConfig)
-    }
+#: The fields with a command-line flag (``cli`` metadata), in declaration order.
+FLAGGED_FIELDS = tuple(f.name for f in dataclasses.fields(VPGConfig) if f.metadata["cli"])
 
 
-def add_arguments(parser: argparse.ArgumentParser, grid: bool | Collection[str] = False,
-                  exclude: Collection[str] = ()) -> None:
-    """Add a ``--flag`` per command-line hyperparameter, with its help and default.
+def _checked(name: str, cast: Callable[[str], Any], check: Callable[[str, Any], None]):
+    """An argparse ``type``: ``cast`` the text, then ``check`` it (a bad value: one line)."""
+    def parse(text: str) -> Any:
+        value = cast(text)  # a ValueError here is argparse's "invalid int value: ..."
+        try:
+            check(name, value)
+        except (TypeError, ValueError) as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+        return value
 
-    Flags are the field names with dashes (``--steps-per-epoch``), plus
-    ``--epochs``; the help is the field's doc and valid range (argparse's
-    ``ArgumentDefaultsHelpFormatter`` shows the default). ``grid=True`` lets every
-    numeric one take several values, a collection of names only those (``--pi-lr
-    3e-4 1e-3``: one run per value; the default is then a list of one).
-    ``exclude`` leaves out fields the caller defines itself. The parsed value's
-    ``dest`` is the field name.
+    parse.__name__ = cast.__name__
+    return parse
+
+
+def add_arguments(parser: argparse.ArgumentParser, grid: Collection[str] = ()) -> None:
+    """Add ``--epochs`` and a ``--flag`` per field with ``cli`` metadata, with help and default.
+
+    Flags are the field names with dashes (``--steps-per-epoch``); the help is the
+    field's doc and valid range, the default its declared one, and a value is
+    checked as the field is (a bad one is argparse's one-line error). Fields named
+    in ``grid`` take several values (``--pi-lr 3e-4 1e-3``: one run per value; the
+    default is then a list of one). The parsed value's ``dest`` is the field name.
     """
+    parser.add_argument("--epochs", type=_checked("epochs", int, _integer(1)),
+                        default=DEFAULT_EPOCHS,
+                        help="epochs (one policy update each); with --resume the total to reach")
     # The fields' declared defaults: no VPGConfig() here, whose checks import Keras
     # (the CLI builds its parser before the backend is chosen).
-    specs = [(f.name, f.metadata["cli"], f.default,
-              f"{f.metadata['doc']} ({f.metadata['valid']})")
-             for f in dataclasses.fields(VPGConfig) if f.metadata["cli"] is not None]
-    specs.insert(0, ("epochs", dict(type=int), DEFAULT_EPOCHS, "training epochs (integer >= 1)"))
-    for name, cli, default, doc in specs:
-        if name in exclude:
+    for f in dataclasses.fields(VPGConfig):
+        if f.name not in FLAGGED_FIELDS:
             continue
-        kwargs = dict(cli)
-        if grid is True:
-            several = kwargs.get("type") in (int, float) and name != "epochs"
-        else:
-            several = name in (grid or ())
-        if several:
-            kwargs["nargs"] = "+"
-            default = [default]
-        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, default=default,
-                            help=doc, **kwargs)
+        kwargs = dict(f.metadata["cli"], default=f.default,
+                      help=f"{f.metadata['doc']} ({f.metadata['valid']})")
+        if "type" in kwargs:
+            kwargs["type"] = _checked(f.name, kwargs["type"], f.metadata["check"])
+        if f.name in grid:
+            kwargs.update(nargs="+", default=[f.default])
+        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, **kwargs)

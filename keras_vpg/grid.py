@@ -14,6 +14,7 @@ sit together for ``keras-vpg plot``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import json
@@ -26,7 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,7 @@ class RunResult:
     final_return: float
     seconds: float
     returncode: int
-    log_file: str | None = field(default=None)
+    log_file: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -244,8 +245,7 @@ class ExperimentGrid:
         if clashes:
             raise ValueError(
                 f"several variants would write to {clashes[0]}: give the parameters that "
-                "differ distinct shorthands or in_name=True"
-            )
+                "differ distinct shorthands or in_name=True")
         return runs
 
     def run(self, thunk: Callable[..., Any] | str, num_cpu: int = 1, data_dir: str | None = None,
@@ -356,10 +356,9 @@ def run_experiments(
                     # A session of its own: stopping the grid stops the run's whole
                     # process group (mpirun and its ranks included).
                     process = subprocess.Popen(
-                        [python, "-m", "keras_vpg._run_entrypoint", str(payload)],
+                        [python, "-m", "keras_vpg.grid", str(payload)],
                         env=env, stdout=output, stderr=subprocess.STDOUT if output else None,
-                        start_new_session=hasattr(os, "killpg"),
-                    )
+                        start_new_session=hasattr(os, "killpg"))
                     running[index] = (process, time.monotonic(), log, output)
                 finished = [i for i, (p, *_) in running.items() if p.poll() is not None]
                 if not finished:
@@ -445,39 +444,32 @@ def _shown(value: Any) -> str:
 
 
 def _get_nested(variant: dict[str, Any], key: str) -> Any:
-    if key in variant:
-        return variant[key]
-    head, _, rest = key.partition(":")
-    return _get_nested(variant[head], rest)
+    return functools.reduce(lambda d, part: d[part], key.split(":"), variant)
 
 
 def _unflatten(flat: dict[str, Any]) -> dict[str, Any]:
+    """``{"a:b": 1}`` -> ``{"a": {"b": 1}}``."""
     nested: dict[str, Any] = {}
-    groups: dict[str, dict[str, Any]] = {}
     for key, value in flat.items():
-        if ":" in key:
-            head, _, rest = key.partition(":")
-            if head in nested:
+        *heads, last = key.split(":")
+        group = nested
+        for head in heads:
+            group = group.setdefault(head, {})
+            if not isinstance(group, dict):
                 raise ValueError(f"{head!r} is both a parameter and a group of parameters")
-            groups.setdefault(head, {})[rest] = value
-        else:
-            if key in groups:
-                raise ValueError(f"{key!r} is both a parameter and a group of parameters")
-            nested[key] = value
-    for head, group in groups.items():
-        nested[head] = _unflatten(group)
+        if isinstance(group.get(last), dict):
+            raise ValueError(f"{last!r} is both a parameter and a group of parameters")
+        group[last] = value
     return nested
 
 
 def _stop(process: subprocess.Popen) -> None:
     """SIGTERM to the run's process group (the agent checkpoints on it), then wait."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         if hasattr(os, "killpg"):
             os.killpg(process.pid, signal.SIGTERM)
         else:
             process.terminate()
-    except ProcessLookupError:
-        pass
     try:
         process.wait(timeout=60)
     except subprocess.TimeoutExpired:
@@ -490,3 +482,10 @@ def _tail(path: str, lines: int = 15) -> str:
         return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
+
+
+if __name__ == "__main__":  # one run of a grid: ``python -m keras_vpg.grid PAYLOAD``
+    import cloudpickle  # PAYLOAD: (thunk, kwargs, num_cpu, hostfile, mpirun_args), pickled
+
+    with open(sys.argv[1], "rb") as payload_file:  # by run_experiments
+        call_experiment(*cloudpickle.load(payload_file))

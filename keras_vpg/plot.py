@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import warnings
@@ -9,6 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from keras_vpg.files import atomic_write
 
 
 def read_progress(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -45,10 +48,8 @@ def smooth(y: np.ndarray, window: int) -> np.ndarray:
         return np.where(counts > 0, totals / counts, np.nan)
 
 
-def find_runs(
-    logdirs: Sequence[str], select: Sequence[str] | None = None,
-    exclude: Sequence[str] | None = None,
-) -> dict[str, list[Path]]:
+def find_runs(logdirs: Sequence[str], select: Sequence[str] | None = None,
+              exclude: Sequence[str] | None = None) -> dict[str, list[Path]]:
     """Run directories (holding progress.txt) under each logdir, grouped into curves.
 
     A logdir that is not a directory is treated as a prefix of directories in its
@@ -95,30 +96,18 @@ def find_runs(
 
 
 def _experiment_name(run: Path) -> str:
-    config = run / "config.json"
-    if config.exists():
-        try:
-            name = json.loads(config.read_text()).get("exp_name")
-            if name:
-                return str(name)
-        except json.JSONDecodeError:
-            pass
-    return run.parent.name
+    """``exp_name`` of the run's config.json, else the parent directory's name."""
+    try:
+        return str(json.loads((run / "config.json").read_text()).get("exp_name") or run.parent.name)
+    except (OSError, ValueError, AttributeError):
+        return run.parent.name
 
 
-def make_plots(
-    all_logdirs: Sequence[str],
-    legend: Sequence[str] | None = None,
-    xaxis: str = "TotalEnvInteracts",
-    values: Sequence[str] | str = ("AverageEpRet",),
-    count: bool = False,
-    smooth: int = 1,
-    select: Sequence[str] | None = None,
-    exclude: Sequence[str] | None = None,
-    estimator: str = "mean",
-    out: str | None = None,
-    xmax: float | None = None,
-) -> list:
+def make_plots(all_logdirs: Sequence[str], legend: Sequence[str] | None = None,
+               xaxis: str = "TotalEnvInteracts", values: Sequence[str] | str = ("AverageEpRet",),
+               count: bool = False, smooth: int = 1, select: Sequence[str] | None = None,
+               exclude: Sequence[str] | None = None, estimator: str = "mean",
+               out: str | None = None, xmax: float | None = None) -> list:
     """Plot learning curves; one figure per value (mean over seeds with a ±std band).
 
     Parameters
@@ -165,12 +154,10 @@ def make_plots(
         for label, runs in zip(labels, groups.values()):
             data = [read_progress(run / "progress.txt") for run in runs]
             for run, columns in zip(runs, data):
-                for column in (xaxis, value):
-                    if column not in columns:
-                        raise ValueError(
-                            f"column {column!r} is not in {run / 'progress.txt'}; "
-                            f"available: {', '.join(columns)}"
-                        )
+                missing = [column for column in (xaxis, value) if column not in columns]
+                if missing:
+                    raise ValueError(f"column {missing[0]!r} is not in {run / 'progress.txt'}; "
+                                     f"available: {', '.join(columns)}")
             if xmax is not None:
                 data = [{key: column[columns[xaxis] <= xmax] for key, column in columns.items()}
                         for columns in data]
@@ -183,11 +170,9 @@ def make_plots(
             length = min(lengths)
             if length < max(lengths) and value == values[0]:
                 shortest = runs[lengths.index(length)]
-                warnings.warn(
-                    f"{label}: runs have {length} to {max(lengths)} epochs; the curve is "
-                    f"cut to the shortest ({shortest}); pass --count to see every run",
-                    UserWarning, stacklevel=2,
-                )
+                warnings.warn(f"{label}: runs have {length} to {max(lengths)} epochs; the curve "
+                              f"is cut to the shortest ({shortest}); pass --count to see every "
+                              "run", UserWarning, stacklevel=2)
             ys = np.stack([_smooth(columns[value][:length], smooth) for columns in data])
             x = data[0][xaxis][:length]
             center = reduce(ys, axis=0)
@@ -202,7 +187,8 @@ def make_plots(
         ax.legend(loc="best")
         fig.tight_layout()
         if out is not None:
-            _save(fig, output_files(out, values)[values.index(value)])
+            target = output_files(out, values)[values.index(value)]
+            atomic_write(target, functools.partial(fig.savefig, dpi=110))
         figures.append(fig)
     return figures
 
@@ -219,9 +205,3 @@ def output_files(out: str, values: Sequence[str]) -> list[str]:
     path = Path(out)
     return [str(path.with_name(f"{path.stem}_{value}{path.suffix or '.png'}"))
             for value in values]
-
-
-def _save(fig, out: str) -> None:
-    from keras_vpg.files import atomic_write
-
-    atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=110))

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-import json
+import itertools
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import gymnasium as gym
@@ -18,7 +17,8 @@ import keras
 import numpy as np
 
 from keras_vpg import actor_critic  # noqa: F401  (registers ActorCritic with Keras's loader)
-from keras_vpg.config import env_from_spec
+from keras_vpg._backend import is_installed
+from keras_vpg.config import load_config
 from keras_vpg.rollout import EpisodeStats, batched_policy, play_episodes
 
 __all__ = ["EpisodeStats", "batched_policy", "export", "load_policy_and_env", "run_episodes",
@@ -58,21 +58,15 @@ def load_model(path: str | Path) -> keras.Model:
 
 def make_env_from_run(run_dir: str | Path, **make_kwargs) -> gym.Env:
     """Rebuild the env of a run from the gymnasium spec in its ``config.json``."""
-    config_file = Path(run_dir) / "config.json"
-    if not config_file.exists():
-        raise FileNotFoundError(f"{str(config_file)!r} is missing; pass an env explicitly")
-    spec_json = json.loads(config_file.read_text()).get("env_spec")
-    if not spec_json:
-        raise ValueError(
-            f"{str(config_file)!r} has no gymnasium env spec (the env was not made with "
-            "gym.make); pass an env id explicitly"
-        )
-    return env_from_spec(spec_json, **make_kwargs)
+    env_fn = load_config(run_dir).get("env_fn")
+    if env_fn is None:
+        raise ValueError(f"the config.json of {str(run_dir)!r} has no gymnasium env spec (the env "
+                         "was not made with gym.make); pass an env explicitly")
+    return env_fn(**make_kwargs)
 
 
-def load_policy_and_env(
-    fpath: str | Path, itr: int | str = "last", deterministic: bool = False
-) -> tuple[gym.Env | None, Callable[[np.ndarray], np.ndarray]]:
+def load_policy_and_env(fpath: str | Path, itr: int | str = "last", deterministic: bool = False
+                        ) -> tuple[gym.Env | None, Callable[[np.ndarray], np.ndarray]]:
     """Load a run's policy and rebuild its env, as Spinning Up's ``load_policy_and_env``.
 
     Returns
@@ -95,15 +89,9 @@ def load_policy_and_env(
     return env, get_action
 
 
-def run_policy(
-    env: gym.Env,
-    get_action: Callable[[np.ndarray], np.ndarray],
-    max_ep_len: int = 0,
-    num_episodes: int = 100,
-    render: bool = True,
-    seed: int | None = 0,
-    verbose: bool = True,
-) -> list[tuple[float, int]]:
+def run_policy(env: gym.Env, get_action: Callable[[np.ndarray], np.ndarray], max_ep_len: int = 0,
+               num_episodes: int = 100, render: bool = True, seed: int | None = 0,
+               verbose: bool = True) -> list[tuple[float, int]]:
     """Roll out ``num_episodes`` episodes one after the other and print each return and length.
 
     Spinning Up's ``run_policy``: ``get_action`` takes one observation. Runs on
@@ -113,14 +101,13 @@ def run_policy(
     if env is None:
         raise ValueError("env is None: the environment could not be rebuilt; pass one")
 
-    def report(ep_ret: float, ep_len: int) -> None:
-        if verbose:
-            print(f"Episode {report.count} \t EpRet {ep_ret:.3f} \t EpLen {ep_len}")
-        report.count += 1
+    count = itertools.count()
 
-    report.count = 0
+    def report(ep_ret: float, ep_len: int) -> None:
+        print(f"Episode {next(count)} \t EpRet {ep_ret:.3f} \t EpLen {ep_len}")
+
     stats = play_episodes(lambda obs: np.asarray(get_action(obs[0]))[None], [env],
-                          num_episodes, max_ep_len, seed, render, report)
+                          num_episodes, max_ep_len, seed, render, report if verbose else None)
     if verbose and stats.returns:
         returns, lengths = np.array(stats.returns), np.array(stats.lengths)
         print(f"AverageEpRet {returns.mean():.3f} \t StdEpRet {returns.std():.3f} \t "
@@ -128,41 +115,38 @@ def run_policy(
     return list(zip(stats.returns, stats.lengths))
 
 
-def run_episodes(
-    ac: keras.Model,
-    env_fn: Callable[[], gym.Env],
-    num_episodes: int = 100,
-    max_ep_len: int = 0,
-    deterministic: bool = False,
-    num_envs: int | None = 8,
-    seed: int | None = 0,
-) -> EpisodeStats:
+def run_episodes(ac: keras.Model, env_fn: Callable[[], gym.Env], num_episodes: int = 100,
+                 max_ep_len: int | None = 0, deterministic: bool = False,
+                 num_envs: int | None = 8, seed: int | None = 0,
+                 envs: Sequence[gym.Env] | None = None) -> EpisodeStats:
     """Run ``num_episodes`` episodes of a policy on copies of ``env_fn()``, batched.
 
     ``min(num_envs, num_episodes)`` envs step together with one batched policy
     call per step (:func:`keras_vpg.rollout.batched_policy`); env i is reset with
     ``seed + i`` and runs a fixed share of the episodes
     (:func:`keras_vpg.rollout.play_episodes`). ``max_ep_len``: cut episodes after
-    this many steps (0: only the env's own limit); ``num_envs=None``: 8;
-    ``seed`` also seeds the numpy sampler's draws.
+    this many steps (0 or ``None``: only the env's own limit); ``num_envs=None``: 8;
+    ``seed`` also seeds the numpy sampler's draws. ``envs``: envs to use instead
+    (left open). What ``keras-vpg test-policy --norender`` and
+    :func:`keras_vpg.evaluate_policy` run.
 
     Returns
     -------
     EpisodeStats
         Episodes ordered by env, then by time.
     """
-    for name, value, minimum in (("num_episodes", num_episodes, 1),
-                                 ("num_envs", 8 if num_envs is None else num_envs, 1),
-                                 ("max_ep_len", max_ep_len, 0)):
+    num_envs = 8 if num_envs is None else num_envs
+    for name, value, minimum in (("num_episodes", num_episodes, 1), ("num_envs", num_envs, 1),
+                                 ("max_ep_len", max_ep_len or 0, 0)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
             raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    count = min(8 if num_envs is None else int(num_envs), int(num_episodes))
-    envs = [env_fn() for _ in range(count)]
+    own = envs is None
+    envs = [env_fn() for _ in range(min(int(num_envs), int(num_episodes)))] if own else envs
     try:
         return play_episodes(batched_policy(ac, deterministic, seed), envs, int(num_episodes),
                              max_ep_len, seed)
     finally:
-        for env in envs:
+        for env in envs if own else ():
             env.close()
 
 
@@ -171,16 +155,6 @@ EXPORT_REQUIREMENTS = {
     "tf_saved_model": (("tensorflow", "tensorflow"),),
     "onnx": (("tensorflow", "onnx"), ("tf2onnx", "onnx"), ("onnx", "onnx")),
 }
-EXPORT_FORMATS = tuple(EXPORT_REQUIREMENTS)
-
-
-def missing_export_dependency(format: str) -> str | None:
-    """A one-line message naming the extra to install if ``format`` cannot be exported."""
-    for module, extra in EXPORT_REQUIREMENTS.get(format, ()):
-        if importlib.util.find_spec(module) is None:
-            return (f"exporting {format} needs {module}, which is not installed: "
-                    f'pip install "keras-vpg[{extra}]"')
-    return None
 
 
 def export(model: keras.Model, filepath: str | Path, format: str = "tf_saved_model") -> None:
@@ -205,11 +179,12 @@ def export(model: keras.Model, filepath: str | Path, format: str = "tf_saved_mod
         When TensorFlow (``pip install "keras-vpg[tensorflow]"``) or, for ONNX,
         ``tf2onnx``/``onnx`` (``pip install "keras-vpg[onnx]"``) is not installed.
     """
-    if format not in EXPORT_FORMATS:
-        raise ValueError(f"format must be one of {EXPORT_FORMATS}, got {format!r}")
-    missing = missing_export_dependency(format)
-    if missing:
-        raise ImportError(missing)
+    if format not in EXPORT_REQUIREMENTS:
+        raise ValueError(f"format must be one of {tuple(EXPORT_REQUIREMENTS)}, got {format!r}")
+    for module, extra in EXPORT_REQUIREMENTS[format]:
+        if not is_installed(module):
+            raise ImportError(f"exporting {format} needs {module}, which is not installed: "
+                              f'pip install "keras-vpg[{extra}]"')
     filepath = Path(filepath)
     filepath.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{filepath.name}.", dir=filepath.parent))
@@ -231,15 +206,13 @@ def _export_in_tensorflow_subprocess(model_path: Path, target: Path, format: str
     code = (
         "import keras, keras_vpg.serving as s\n"
         f"s._export_on_tensorflow(keras.saving.load_model({str(model_path)!r}), "
-        f"{str(target)!r}, {format!r})\n"
-    )
+        f"{str(target)!r}, {format!r})\n")
     env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(
             f"export to {format} failed in the TensorFlow subprocess (is tensorflow "
-            f'installed? pip install "keras-vpg[tensorflow]"):\n{result.stderr[-2000:]}'
-        )
+            f'installed? pip install "keras-vpg[tensorflow]"):\n{result.stderr[-2000:]}')
 
 
 def _export_on_tensorflow(ac: keras.Model, target: str | Path, format: str) -> None:
@@ -270,7 +243,6 @@ def _export_on_tensorflow(ac: keras.Model, target: str | Path, format: str) -> N
     archive.track(ac)
     archive.add_endpoint("serve", lambda obs: ac(obs), input_signature=[obs_spec])
     archive.add_endpoint(
-        "sample", sample, input_signature=[obs_spec, tf.TensorSpec((), tf.int32, name="seed")]
-    )
+        "sample", sample, input_signature=[obs_spec, tf.TensorSpec((), tf.int32, name="seed")])
     archive.add_endpoint("value", ac.value, input_signature=[obs_spec])
     archive.write_out(str(target), verbose=False)
