@@ -370,13 +370,15 @@ class BackendTrainer(Trainer):
         loss.backward()
         grads = [v.value.grad for v in variables]
         if self.allreduce is not None:
-            # One flat buffer per step, averaged across ranks in place.
-            flat = torch.cat([g.reshape(-1) for g in grads])
-            flat = torch.from_numpy(self.allreduce(flat.numpy()))
-            grads = list(torch.split(flat, [g.numel() for g in grads]))
-            grads = [g.reshape(v.shape) for g, v in zip(grads, variables)]
+            grads = self._averaged(grads, variables)
         with torch.no_grad():
             optimizer.apply(grads, variables)
+
+    def _averaged(self, grads, variables):
+        """The gradients averaged across ranks: one flat buffer per step."""
+        flat = torch.from_numpy(self.allreduce(torch.cat([g.reshape(-1) for g in grads]).numpy()))
+        grads = torch.split(flat, [g.numel() for g in grads])
+        return [g.reshape(v.shape) for g, v in zip(grads, variables)]
 
     def _value_loss(self, batch):
         """MSE of V against the returns; plain torch for MLPs (same maths as value_loss)."""
@@ -399,20 +401,26 @@ class BackendTrainer(Trainer):
         on_main_thread = threading.current_thread() is threading.main_thread()
         with _intra_op_threads(self._update_threads if on_main_thread else None):
             batch = _as_tensors(batch)
-            loss_v_old = None
             fused = self._fused_value_steps
             if fused is not None and fused.applies() and self.train_v_iters > 0:
                 loss_v_old = fused(batch["obs"], batch["ret"], self.train_v_iters)
             else:
-                for _ in range(self.train_v_iters):
-                    loss_v = self._value_loss(batch)
-                    loss_v_old = loss_v.detach() if loss_v_old is None else loss_v_old
-                    self._gradient_step(loss_v, self.v_variables, self.vf_optimizer)
+                loss_v_old = self._eager_value_steps(batch)
             with torch.no_grad():
-                if loss_v_old is None:
-                    loss_v_old = value_loss(self.ac, batch["obs"], batch["ret"], normalized=True)
                 metrics = value_metrics(self.ac, batch, loss_v_old)
         return {k: float(v) for k, v in metrics.items()}
+
+    def _eager_value_steps(self, batch):
+        """The value steps one by one, stepped by the Keras optimizer; the loss before them."""
+        loss_v_old = None
+        for _ in range(self.train_v_iters):
+            loss_v = self._value_loss(batch)
+            loss_v_old = loss_v.detach() if loss_v_old is None else loss_v_old
+            self._gradient_step(loss_v, self.v_variables, self.vf_optimizer)
+        if loss_v_old is None:  # no steps
+            with torch.no_grad():
+                loss_v_old = value_loss(self.ac, batch["obs"], batch["ret"], normalized=True)
+        return loss_v_old
 
 
 def _as_tensors(batch):
