@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import json
-import math
 import os
 import sys
 import time
@@ -105,9 +104,7 @@ def move_run_aside(directory: Path) -> Path:
 def _format(value: float) -> str:
     if isinstance(value, (int, np.integer)):
         return str(int(value))
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "nan"
-    return f"{value:.8g}"
+    return "nan" if value is None else f"{value:.8g}"  # NaN formats as "nan"
 
 
 class EpochLogger:
@@ -235,7 +232,7 @@ class EpochLogger:
         atomic_write(self.output_dir / "progress.txt", lambda p: Path(p).write_text(text))
 
     def save_model(self, model: keras.Model, epoch: int | None = None) -> None:
-        """Checkpoint ``model.keras`` (the latest) and, with ``epoch``, ``model_<epoch>.keras``."""
+        """Save the policy as ``model.keras`` and, with ``epoch``, ``model_<epoch>.keras``."""
         if not self.is_writer:
             return
         names = ["model.keras"] + ([f"model_{epoch}.keras"] if epoch is not None else [])

@@ -211,14 +211,16 @@ class FusedValueSteps:
 
     def __init__(self, steps, optimizer, script, adam_state):
         self._script = script
-        self._params, self._activations = [], []
-        for kernel, bias, code in steps:
-            self._params += [kernel, bias]
-            self._activations.append(code)
-        self._momentums = adam_state["momentums"]
-        self._velocities = adam_state["velocities"]
-        self._learning_rate = adam_state["learning_rate"]
         self._optimizer = optimizer
+        params = [v for kernel, bias, _ in steps for v in (kernel, bias)]
+        # The script's tensor arguments, read once: Keras assigns a torch variable in
+        # place (``copy_``), so these stay the variables' storage.
+        self._tensors = (
+            [v.value for v in params], [code for _, _, code in steps],
+            [v.value for v in adam_state["momentums"]],
+            [v.value for v in adam_state["velocities"]],
+            optimizer.iterations.value, adam_state["learning_rate"].value.detach(),
+        )
 
     @classmethod
     def for_model(cls, ac, v_steps, optimizer) -> FusedValueSteps | None:
@@ -255,20 +257,9 @@ class FusedValueSteps:
         """``steps`` value steps on ``obs (M, *O)``, ``ret (M,)``; returns the loss before them."""
         optimizer = self._optimizer
         with torch.jit.optimized_execution(False):  # thread-local: only this call
-            first_loss = self._script(
-                obs.reshape(obs.shape[0], -1),
-                ret,
-                [v.value for v in self._params],
-                self._activations,
-                [v.value for v in self._momentums],
-                [v.value for v in self._velocities],
-                optimizer.iterations.value,
-                self._learning_rate.value.detach(),
-                float(optimizer.beta_1),
-                float(optimizer.beta_2),
-                float(optimizer.epsilon),
-                steps,
-            )
+            first_loss = self._script(obs.reshape(obs.shape[0], -1), ret, *self._tensors,
+                                      float(optimizer.beta_1), float(optimizer.beta_2),
+                                      float(optimizer.epsilon), steps)
         optimizer.iterations.assign_add(steps)
         return first_loss
 
@@ -339,6 +330,9 @@ class BackendTrainer(Trainer):
         super().__init__(ac, pi_optimizer, vf_optimizer, train_v_iters, allreduce, fast_paths)
         # Without fast paths: values and value steps through Keras, stepped eagerly.
         self._v_steps = mlp_layers(ac.v_net) if fast_paths else None
+        # Detached views of the value net's variables, for values without autograd
+        # (assigned in place, they stay current).
+        self._v_tensors = None if self._v_steps is None else _tensors(self._v_steps, detach=True)
         # Under MPI every rank has its core: no extra threads for the update; and
         # each step's gradients are averaged across ranks, so no fused loop.
         self._update_threads = _update_threads if allreduce is None else None
@@ -360,8 +354,7 @@ class BackendTrainer(Trainer):
         with torch.no_grad():
             if self._v_steps is None:
                 return self.ac.value(x).numpy()
-            x = self.ac.normalize(x)
-            return _run(_tensors(self._v_steps, detach=True), x).reshape(-1).numpy()
+            return _run(self._v_tensors, self.ac.normalize(x)).reshape(-1).numpy()
 
     # -- update -------------------------------------------------------------------------
     def _gradient_step(self, loss, variables, optimizer):
