@@ -415,7 +415,8 @@ class VPG:
             #    observation normalizer takes in the epoch.
             policy_metrics = self.trainer.update_policy(batch)
             value_steps = self._start_value_steps(self._value_batch(batch))
-            self._update_obs_normalizer(batch["obs"])
+            if self.ac.obs_normalizer is not None:
+                self._update_obs_normalizer(batch["obs"])
             record = EpochRecord(self.epoch, rollout, values, policy_metrics, value_steps)
             self._update_seconds += time.perf_counter() - started
 
@@ -506,8 +507,6 @@ class VPG:
 
     def _update_obs_normalizer(self, obs: np.ndarray) -> None:
         """Merge this epoch's observations (all ranks) into the running statistics."""
-        if self.ac.obs_normalizer is None:
-            return
         obs = obs.astype(np.float64)
         total = mpi.mpi_sum(obs.sum(axis=0))
         total_sq = mpi.mpi_sum(np.square(obs).sum(axis=0))

@@ -35,13 +35,14 @@ from keras_vpg.trainers.base import (
     policy_loss,
     policy_metrics,
     value_loss,
-    value_metrics,
 )
 
-#: Activations of plain-MLP layers, as codes for :func:`_activate` (TorchScript
-#: takes no callables, and the eager path uses the same function).
-_ACTIVATION_CODES = {
-    "tanh": 0, "relu": 1, "sigmoid": 2, "linear": 3, "elu": 4, "gelu": 5, "silu": 6,
+#: Activations of plain-MLP layers: name -> (code for :func:`_activate`, the torch
+#: function of eager calls, ``None`` for linear). TorchScript takes no callables.
+_ACTIVATIONS = {
+    "tanh": (0, torch.tanh), "relu": (1, torch.relu), "sigmoid": (2, torch.sigmoid),
+    "linear": (3, None), "elu": (4, torch.nn.functional.elu),
+    "gelu": (5, torch.nn.functional.gelu), "silu": (6, torch.nn.functional.silu),
 }
 
 
@@ -107,41 +108,38 @@ def _intra_op_threads(threads: int | None):
 
 
 def mlp_layers(net: keras.Model):
-    """``[(kernel, bias or None, activation code) | "flatten"]`` of a plain MLP.
+    """``[(kernel, bias or None, activation name) | "flatten"]`` of a plain MLP, or ``None``.
 
-    Codes are those of :data:`_ACTIVATION_CODES`. ``None`` unless the model
-    qualifies (see :func:`numpy_policy.mlp_layers`).
+    Names are keys of :data:`_ACTIVATIONS`; see :func:`numpy_policy.mlp_layers`.
     """
-    steps = numpy_policy.mlp_layers(net, _ACTIVATION_CODES)
-    if steps is None:
-        return None
-    return [s if s == "flatten" else (s[0], s[1], _ACTIVATION_CODES[s[2]]) for s in steps]
+    return numpy_policy.mlp_layers(net, _ACTIVATIONS)
 
 
 def _run(steps, x):
-    """Apply ``steps`` (torch tensors, see :func:`mlp_layers`) to a batch ``x``."""
+    """Apply ``steps`` (torch tensors, see :func:`_tensors`) to a batch ``x``."""
     for step in steps:
         if step == "flatten":
             x = x.reshape(x.shape[0], -1)
             continue
         kernel, bias, activation = step
         x = torch.addmm(bias, x, kernel) if bias is not None else x @ kernel
-        x = _activate(x, activation)
+        x = x if activation is None else activation(x)
     return x
 
 
 def _tensors(steps, detach: bool):
-    """``steps`` with each Keras variable replaced by its torch tensor (detached: no autograd)."""
+    """``steps`` with each Keras variable replaced by its torch tensor (detached: no
+    autograd) and each activation name by its torch function."""
     out = []
     for step in steps:
         if step == "flatten":
             out.append(step)
             continue
-        kernel, bias, activation = step
+        kernel, bias, name = step
         kernel = kernel.value.detach() if detach else kernel.value
         if bias is not None:
             bias = bias.value.detach() if detach else bias.value
-        out.append((kernel, bias, activation))
+        out.append((kernel, bias, _ACTIVATIONS[name][1]))
     return out
 
 
@@ -162,7 +160,7 @@ def _adam_value_steps(
     """``steps`` Adam steps on the MSE of an MLP's output against ``ret``; returns the first loss.
 
     ``params`` are ``[kernel_0, bias_0, kernel_1, ...]`` of Dense layers with
-    ``activations`` (codes of :data:`_ACTIVATION_CODES`); ``obs (M, D)``, ``ret (M,)``.
+    ``activations`` (codes of :data:`_ACTIVATIONS`); ``obs (M, D)``, ``ret (M,)``.
     The Adam step is the maths of Keras's PyTorch ``Adam`` (same operations, same
     order): ``momentums``, ``velocities`` and ``iterations`` are that optimizer's
     state, updated in place here except ``iterations`` (the caller adds ``steps``).
@@ -216,7 +214,7 @@ class FusedValueSteps:
         # The script's tensor arguments, read once: Keras assigns a torch variable in
         # place (``copy_``), so these stay the variables' storage.
         self._tensors = (
-            [v.value for v in params], [code for _, _, code in steps],
+            [v.value for v in params], [_ACTIVATIONS[name][0] for _, _, name in steps],
             [v.value for v in adam_state["momentums"]],
             [v.value for v in adam_state["velocities"]],
             optimizer.iterations.value, adam_state["learning_rate"].value.detach(),
@@ -399,9 +397,9 @@ class BackendTrainer(Trainer):
                 loss_v_old = fused(batch["obs"], batch["ret"], self.train_v_iters)
             else:
                 loss_v_old = self._eager_value_steps(batch)
-            with torch.no_grad():
-                metrics = value_metrics(self.ac, batch, loss_v_old)
-        return {k: float(v) for k, v in metrics.items()}
+            with torch.no_grad():  # measured after the steps, as value_metrics does
+                loss_v_new = self._value_loss(batch)
+        return {"LossV": float(loss_v_old), "DeltaLossV": float(loss_v_new - loss_v_old)}
 
     def _eager_value_steps(self, batch):
         """The value steps one by one, stepped by the Keras optimizer; the loss before them."""
