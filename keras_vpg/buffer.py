@@ -36,13 +36,8 @@ def discount_cumsum(x: np.ndarray, discount: float) -> np.ndarray:
     return out
 
 
-def gae_lambda(
-    rewards: np.ndarray,
-    values: np.ndarray,
-    path_ends: Sequence[tuple[int, int, float]],
-    gamma: float,
-    lam: float,
-) -> tuple[np.ndarray, np.ndarray]:
+def gae_lambda(rewards: np.ndarray, values: np.ndarray, path_ends: Sequence[tuple[int, int, float]],
+               gamma: float, lam: float) -> tuple[np.ndarray, np.ndarray]:
     """GAE-Lambda advantages and rewards-to-go of paths cut in ``N`` columns of ``T`` steps.
 
     Backwards along each path, in float64::
@@ -176,10 +171,7 @@ class VPGBuffer:
         if self.ptr >= self.rows:
             raise RuntimeError("VPGBuffer is full: call get() before storing more steps")
         t = self.ptr
-        self.obs[t] = obs
-        self.act[t] = act
-        self.rew[t] = rew
-        self.logp[t] = logp
+        self.obs[t], self.act[t], self.rew[t], self.logp[t] = obs, act, rew, logp
         self.ptr += 1
 
     def end_path(self, env_index: int, final_obs: np.ndarray | None = None) -> None:

@@ -217,10 +217,8 @@ class EpochLogger:
         if not self.is_writer:
             return
         if self.columns is None:
-            extra = [k for k in row if k not in PROGRESS_COLUMNS]
-            self.columns = [k for k in PROGRESS_COLUMNS if k in row] + extra
-        else:
-            self.columns += [k for k in row if k not in self.columns]
+            self.columns = [k for k in PROGRESS_COLUMNS if k in row]
+        self.columns += [k for k in row if k not in self.columns]
         self.rows.append(dict(row))
         self._write_progress()
 

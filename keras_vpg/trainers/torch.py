@@ -127,19 +127,17 @@ def _run(steps, x):
     return x
 
 
-def _tensors(steps, detach: bool):
-    """``steps`` with each Keras variable replaced by its torch tensor (detached: no
-    autograd) and each activation name by its torch function."""
+def _tensors(steps):
+    """``steps`` with each Keras variable replaced by its torch tensor and each
+    activation name by its torch function (Keras assigns a torch variable in place,
+    ``copy_``, so the tensors stay current)."""
     out = []
     for step in steps:
         if step == "flatten":
             out.append(step)
             continue
         kernel, bias, name = step
-        kernel = kernel.value.detach() if detach else kernel.value
-        if bias is not None:
-            bias = bias.value.detach() if detach else bias.value
-        out.append((kernel, bias, _ACTIVATIONS[name][1]))
+        out.append((kernel.value, None if bias is None else bias.value, _ACTIVATIONS[name][1]))
     return out
 
 
@@ -328,9 +326,7 @@ class BackendTrainer(Trainer):
         super().__init__(ac, pi_optimizer, vf_optimizer, train_v_iters, allreduce, fast_paths)
         # Without fast paths: values and value steps through Keras, stepped eagerly.
         self._v_steps = mlp_layers(ac.v_net) if fast_paths else None
-        # Detached views of the value net's variables, for values without autograd
-        # (assigned in place, they stay current).
-        self._v_tensors = None if self._v_steps is None else _tensors(self._v_steps, detach=True)
+        self._v_tensors = None if self._v_steps is None else _tensors(self._v_steps)
         # Under MPI every rank has its core: no extra threads for the update; and
         # each step's gradients are averaged across ranks, so no fused loop.
         self._update_threads = _update_threads if allreduce is None else None
@@ -375,7 +371,7 @@ class BackendTrainer(Trainer):
         """MSE of V against the returns; plain torch for MLPs (same maths as value_loss)."""
         if self._v_steps is None:
             return value_loss(self.ac, batch["obs"], batch["ret"], normalized=True)
-        predicted = _run(_tensors(self._v_steps, detach=False), batch["obs"]).reshape(-1)
+        predicted = _run(self._v_tensors, batch["obs"]).reshape(-1)
         return torch.mean(torch.square(predicted - batch["ret"]))
 
     def update_policy(self, batch):
