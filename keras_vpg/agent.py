@@ -904,9 +904,8 @@ def _numpy(variable) -> np.ndarray:
 
 def _non_finite_weights(model: keras.Model) -> list[str]:
     """Paths of ``model``'s floating-point variables holding NaN or Inf."""
-    return [v.path for v in model.variables if np.issubdtype((value := _numpy(v)).dtype,
-                                                             np.floating)
-            and not np.isfinite(value).all()]
+    values = [(v.path, _numpy(v)) for v in model.variables]
+    return [path for path, x in values if x.dtype.kind == "f" and not np.isfinite(x).all()]
 
 
 def _rows(x: np.ndarray) -> np.ndarray:

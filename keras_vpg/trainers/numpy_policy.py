@@ -168,9 +168,6 @@ class NumpyPolicySampler:
                 x = x.reshape(x.shape[0], -1)
                 continue
             kernel, bias, activation = step
-            x = x @ kernel
-            if bias is not None:
-                x += bias
-            if activation is not None:
-                x = activation(x)
+            x = x @ kernel if bias is None else x @ kernel + bias
+            x = x if activation is None else activation(x)
         return x

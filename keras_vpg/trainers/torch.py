@@ -260,18 +260,16 @@ class FusedValueSteps:
         return first_loss
 
 
+#: Adam options whose step the fused loop does not take (each must be off: None, False, 0).
+_ADAM_EXTRAS = ("amsgrad", "weight_decay", "clipnorm", "clipvalue", "global_clipnorm", "use_ema",
+                "gradient_accumulation_steps", "loss_scale_factor")
+
+
 def _plain_adam(optimizer) -> bool:
     """Whether ``optimizer`` is Keras's own Adam with nothing its update step would add."""
-    return (
-        isinstance(optimizer, keras.optimizers.Adam)
-        and type(optimizer).__module__.startswith("keras.")
-        and not optimizer.amsgrad
-        and all(
-            getattr(optimizer, a, None) in (None, False, 0)
-            for a in ("weight_decay", "clipnorm", "clipvalue", "global_clipnorm", "use_ema",
-                      "gradient_accumulation_steps", "loss_scale_factor")
-        )
-    )
+    return (isinstance(optimizer, keras.optimizers.Adam)
+            and type(optimizer).__module__.startswith("keras.")
+            and all(getattr(optimizer, a, None) in (None, False, 0) for a in _ADAM_EXTRAS))
 
 
 _SCRIPT = None
@@ -352,10 +350,7 @@ class BackendTrainer(Trainer):
 
     # -- update -------------------------------------------------------------------------
     def _gradient_step(self, loss, variables, optimizer):
-        for v in variables:
-            v.value.grad = None
-        loss.backward()
-        grads = [v.value.grad for v in variables]
+        grads = list(torch.autograd.grad(loss, [v.value for v in variables], allow_unused=True))
         if self.allreduce is not None:
             grads = self._averaged(grads, variables)
         with torch.no_grad():
