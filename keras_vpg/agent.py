@@ -467,9 +467,6 @@ class VPG:
 
     def _end_epoch(self, record: EpochRecord) -> bool:
         """4. Callbacks, the progress.txt row, the checkpoint; begin the next. True to stop."""
-        started = time.perf_counter()
-        record.value_steps.result()  # waits; re-raises the thread's exception
-        self._update_seconds += time.perf_counter() - started
         logs = self._epoch_logs(record)
         self.epoch = record.epoch + 1  # the epoch is done (callbacks see the count)
         try:
@@ -521,14 +518,17 @@ class VPG:
 
     def _epoch_logs(self, record: EpochRecord) -> dict[str, float]:
         """The epoch's progress.txt columns (but ``Epoch``), keyed and ordered like progress.txt."""
+        waited = time.perf_counter()
+        value_metrics = record.value_steps.result()  # waits; re-raises the thread's exception
         now = time.perf_counter()
+        self._update_seconds += now - waited
         seconds, self._clock = now - self._clock, now
         self._elapsed += seconds
         steps = record.rollout.env_steps * self.num_procs  # every rank steps as many
         self.total_env_interacts += steps
         ret_mean, ret_std, ret_min, ret_max = self._statistics(record.rollout.episode_returns)
         v_mean, v_std, v_min, v_max = self._statistics(record.values)
-        metrics = {**record.policy_metrics, **record.value_steps.result()}
+        metrics = {**record.policy_metrics, **value_metrics}
         if self.num_procs > 1:
             metrics = {k: mpi.mpi_avg(v) for k, v in metrics.items()}
         return {

@@ -69,10 +69,8 @@ class CheckEnvData(gym.Wrapper):
         try:
             obs, info = self.env.reset(**kwargs)
         except Exception as error:
-            raise EnvStepError(
-                f"env {self.env_id!r}: reset after step {self.total_steps} raised "
-                f"{type(error).__name__}: {error}"
-            ) from error
+            raise self._raised(f"env {self.env_id!r}: reset after step {self.total_steps}",
+                               error) from error
         self.episode_steps = 0
         self._check(obs, 0.0, "reset")
         return obs, info
@@ -83,11 +81,13 @@ class CheckEnvData(gym.Wrapper):
         try:
             obs, reward, terminated, truncated, info = self.env.step(action)
         except Exception as error:
-            raise EnvStepError(
-                f"{self._where()}: step raised {type(error).__name__}: {error}"
-            ) from error
+            raise self._raised(f"{self._where()}: step", error) from error
         self._check(obs, reward, "step")
         return obs, reward, terminated, truncated, info
+
+    @staticmethod
+    def _raised(what: str, error: Exception) -> EnvStepError:
+        return EnvStepError(f"{what} raised {type(error).__name__}: {error}")
 
     def _check(self, obs, reward, call: str) -> None:
         """Raise :class:`EnvDataError` if ``obs`` or ``reward`` must not be trained on."""

@@ -164,8 +164,7 @@ class RolloutCollector:
         buffer, stats = self.buffer, self._stats
         step = self._step_direct if self._direct else self._step_vector
         sample, to_env_action, store = self.sampler.sample, self.to_env_action, buffer.store
-        ep_ret = self.ep_ret
-        obs = self.obs
+        ep_ret, obs = self.ep_ret, self.obs
         for _ in range(buffer.ptr, end):
             action, logp = sample(obs)
             next_obs, reward, done, final = step(to_env_action(action))
