@@ -43,7 +43,7 @@ from keras_vpg.actor_critic import (
     check_action_space,
     check_observation_space,
 )
-from keras_vpg.buffer import VPGBuffer, gae_lambda
+from keras_vpg.buffer import Transitions, VPGBuffer, gae_lambda
 from keras_vpg.checkpoint import CheckpointError, NonFiniteError
 from keras_vpg.config import DEFAULT_EPOCHS, VPGConfig, load_config
 from keras_vpg.files import atomic_write
@@ -60,16 +60,15 @@ LearningRate = keras.optimizers.schedules.LearningRateSchedule
 class EpochRecord:
     """One epoch between its collection and its progress.txt row.
 
-    ``statistics`` are the epoch's global (all-ranks) episode and value
-    statistics, measured when it was collected; ``value_steps`` gives the value
-    steps' metrics (done, or running in the background).
+    ``values`` ``(T, N)`` are those of its observations; ``value_steps`` gives the
+    value steps' metrics (done, or running in the background).
     """
 
     epoch: int
-    statistics: dict[str, float]
+    rollout: EpochRollout
+    values: np.ndarray
     policy_metrics: dict[str, float]
     value_steps: Future
-    env_steps: int
 
 
 class _CallbackList(keras.callbacks.CallbackList):
@@ -387,75 +386,74 @@ class VPG:
         """The epochs of one ``fit``, as Spinning Up's pseudocode (see the module docstring)."""
         chunk_rows = max(1, self.steps_per_env // 20)
         while True:
-            # The random streams a checkpoint of this epoch would resume from.
-            self._note_collection_start(self.epoch + (self._running is not None))
-            # 1. Collect the epoch, in chunks; between chunks, stop on a signal.
+            previous = self._running  # its value steps run during this collection
+            if previous is not None and (previous.epoch + 1) % self.save_freq == 0:
+                # Its checkpoint, written after this collection, resumes from these streams.
+                self._streams_at_collection = (previous.epoch + 1, self._random_streams())
+            # 1. Collect the epoch, in chunks; between chunks, stop on a signal (under
+            #    MPI every rank checks, so that they agree).
             for steps in self.collector.chunks(chunk_rows):
-                self._signals.check()
-                if self._running is None and self._progress_bar is not None:
+                if self._signals.received or self.num_procs > 1:
+                    self._signals.check()
+                if previous is None and self._progress_bar is not None:
                     self._progress_bar.on_collect_progress(steps)
-            # The previous epoch, whose value steps ran in the background during this
-            # collection, ends here (4. below); a stop leaves the rows for the next fit.
-            if self._running is not None:
-                record, self._running = self._running, None
-                if self._end_epoch(record, waiting=True):
+            # The previous epoch ends here (4. below); a stop keeps this epoch's rows
+            # for the next fit.
+            if previous is not None:
+                self._running = None
+                if self._end_epoch(previous):
                     return
             rollout = self.collector.finish_epoch()
 
             started = time.perf_counter()
             # 2. Values, then GAE-Lambda advantages and rewards-to-go.
-            batch, statistics = self._compute_advantages(rollout)
-            # 3. One policy step, then the value steps (started in the background
-            #    when overlapping).
-            record = self._update(batch, statistics, rollout.env_steps)
+            batch, values = self._compute_advantages(rollout.transitions)
+            # 3. One policy step, at the parameters that collected the data (value steps
+            #    first would move a trunk shared with the value function); then the value
+            #    steps, on observations normalized now (in the background when
+            #    overlapping: they read and change only the value network); then the
+            #    observation normalizer takes in the epoch.
+            policy_metrics = self.trainer.update_policy(batch)
+            value_steps = self._start_value_steps(self._value_batch(batch))
+            if self.ac.obs_normalizer is not None:
+                self._update_obs_normalizer(batch["obs"])
+            record = EpochRecord(self.epoch, rollout, values, policy_metrics, value_steps)
             self._update_seconds += time.perf_counter() - started
 
             # 4. Log and checkpoint now, or, with the value steps in the background,
             #    once the next epoch is collected.
             if self.overlap_update and record.epoch < self._last_epoch:
                 self._running = record
-            elif self._end_epoch(record, waiting=True) or record.epoch == self._last_epoch:
+            elif self._end_epoch(record) or record.epoch == self._last_epoch:
                 return
 
-    def _compute_advantages(self, rollout: EpochRollout):
-        """The epoch's training batch and its (all-ranks) statistics.
+    def _compute_advantages(self, data: Transitions) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The epoch's training batch, and the values ``(T, N)`` of its observations.
 
         Values of every observation and of each final observation to bootstrap,
         GAE-Lambda advantages and rewards-to-go (per env column), advantages
-        normalized with the global mean and std. Returns ``(batch, statistics)``;
-        ``batch`` has ``obs (M, *O)``, ``act``, ``ret (M,)``, ``adv (M,)``, ``logp (M,)``.
+        normalized with the global mean and std. ``batch`` has ``obs (M, *O)``,
+        ``act``, ``ret (M,)``, ``adv (M,)``, ``logp (M,)``, ``M = T * N``.
         """
-        data = rollout.transitions
-        steps, num_envs = data.rew.shape
-        values = np.asarray(
-            self.trainer.value(data.obs.reshape((steps * num_envs,) + data.obs.shape[2:]))
-        ).reshape(steps, num_envs).astype(np.float32, copy=False)
-        finals = data.bootstrap_obs()
-        last_values = [] if finals is None else np.asarray(self.trainer.value(finals)).tolist()
+        obs = _rows(data.obs)
+        values = self.trainer.value(obs).reshape(data.rew.shape)
+        last_values = self.trainer.value(data.bootstrap_obs()).tolist()
         adv, ret = gae_lambda(data.rew, values, data.ends_with(last_values), self.gamma, self.lam)
-        statistics = self._rollout_statistics(rollout, values)
-        # Advantages normalized with the global (all-ranks) mean and std.
-        adv_mean, adv_std = mpi.mpi_statistics_scalar(adv)
-        size = steps * num_envs
-        batch = {
-            "obs": data.obs.reshape((size,) + data.obs.shape[2:]),
-            "act": data.act.reshape((size,) + data.act.shape[2:]),
-            "ret": ret.reshape(size),
-            "adv": ((adv - adv_mean) / (adv_std + 1e-8)).reshape(size).astype(np.float32),
-            "logp": data.logp.reshape(size),
-        }
-        return batch, statistics
+        adv_mean, adv_std, _, _ = self._statistics(adv)
+        adv = ((adv - adv_mean) / (adv_std + 1e-8)).astype(np.float32)
+        return {"obs": obs, "act": _rows(data.act), "ret": _rows(ret), "adv": _rows(adv),
+                "logp": _rows(data.logp)}, values
 
-    def _update(self, batch, statistics, env_steps: int) -> EpochRecord:
-        """One policy step, then the value steps; the epoch's record."""
-        # The policy step first, at the parameters that collected the data (value
-        # steps first would move a trunk shared with the value function); then the
-        # value steps (in the background when overlapping: they read and change only
-        # the value network); then the normalizer takes in the epoch.
-        policy_metrics = self.trainer.update_policy(batch)
-        value_steps = self._start_value_steps(self.trainer.value_batch(batch))
-        self._update_obs_normalizer(batch["obs"])
-        return EpochRecord(self.epoch, statistics, policy_metrics, value_steps, env_steps)
+    def _value_batch(self, batch) -> dict[str, np.ndarray]:
+        """What the value steps take: ``obs (M, *O)`` through the normalizer, ``ret (M,)``.
+
+        Normalizing here, on this thread, fixes the statistics the value steps use,
+        so the normalizer may take in the epoch while they run.
+        """
+        obs = batch["obs"]
+        if self.ac.obs_normalizer is not None:
+            obs = keras.ops.convert_to_numpy(self.ac.normalize(keras.ops.convert_to_tensor(obs)))
+        return {"obs": obs, "ret": batch["ret"]}
 
     def _start_value_steps(self, batch) -> Future:
         """The value steps, started in the background when overlapping (else run now)."""
@@ -467,41 +465,27 @@ class VPG:
         done.set_result(self.trainer.update_value(batch))
         return done
 
-    def _end_epoch(self, record: EpochRecord, waiting: bool = False) -> bool:
+    def _end_epoch(self, record: EpochRecord) -> bool:
         """4. Callbacks, the progress.txt row, the checkpoint; begin the next. True to stop."""
-        start = time.perf_counter()
-        value_metrics = record.value_steps.result()  # re-raises the thread's exception
-        if waiting:
-            self._update_seconds += time.perf_counter() - start
-        logs = self._epoch_logs(record, value_metrics)
+        logs = self._epoch_logs(record)
         self.epoch = record.epoch + 1  # the epoch is done (callbacks see the count)
         try:
             self._check_finite(logs)  # a NaN loss or weight stops before any save
             # Callbacks first: keys they add to `logs` (e.g. an evaluation) are logged too.
             self._callbacks.on_epoch_end(record.epoch, logs)
         finally:  # the row is written even if a callback raises
-            self._write_row(record.epoch, logs)
-        stop = mpi.broadcast_object(bool(self.ac.stop_training))
-        self.checkpoint_epoch(record.epoch, final=stop or record.epoch == self._last_epoch)
-        if not stop and record.epoch < self._last_epoch:
-            self._callbacks.on_epoch_begin(record.epoch + 1)
-        return stop
-
-    def checkpoint_epoch(self, epoch: int, final: bool = False) -> None:
-        """Checkpoint at the end of ``epoch`` (every ``save_freq`` epochs, and a ``final`` one).
-
-        Called once per epoch, after its row is written (the run directory then
-        holds a consistent state). Writes ``model.keras`` and ``model_<epoch>.keras``,
-        and the full checkpoint (:meth:`_save_checkpoint`).
-        """
-        if (epoch + 1) % self.save_freq == 0 or final:
-            self.logger.save_model(self.ac, epoch)
+            self.logger.dump_tabular({"Epoch": record.epoch, **logs})
+        stop = bool(self.ac.stop_training)
+        if self.num_procs > 1:
+            stop = mpi.broadcast_object(stop)
+        last = stop or record.epoch == self._last_epoch
+        # The run directory now holds a consistent state: save the policy and a checkpoint.
+        if self.epoch % self.save_freq == 0 or last:
+            self.logger.save_model(self.ac, record.epoch)
             self._save_checkpoint()
-
-    def _write_row(self, epoch: int, logs: dict[str, float]) -> None:
-        """Append the epoch's progress.txt row; the epoch counts as done."""
-        self.logger.dump_tabular({"Epoch": epoch, **logs})
-        self.epoch = epoch + 1
+        if not last:
+            self._callbacks.on_epoch_begin(self.epoch)
+        return stop
 
     def _finish_interrupted_epoch(self) -> None:
         """After an exception in ``fit``: let running value steps finish, and log their epoch.
@@ -513,46 +497,48 @@ class VPG:
         if record is None:
             return
         try:
-            self._write_row(record.epoch, self._epoch_logs(record, record.value_steps.result()))
+            self.logger.dump_tabular({"Epoch": record.epoch, **self._epoch_logs(record)})
+            self.epoch = record.epoch + 1
         except Exception:  # the exception already propagating is the one to report
             pass
 
     def _update_obs_normalizer(self, obs: np.ndarray) -> None:
         """Merge this epoch's observations (all ranks) into the running statistics."""
-        if self.ac.obs_normalizer is None:
-            return
         obs = obs.astype(np.float64)
         total = mpi.mpi_sum(obs.sum(axis=0))
         total_sq = mpi.mpi_sum(np.square(obs).sum(axis=0))
         self.ac.obs_normalizer.update(total, total_sq, float(mpi.mpi_sum(len(obs))))
 
-    @staticmethod
-    def _rollout_statistics(rollout: EpochRollout, values: np.ndarray) -> dict[str, float]:
-        """Global (all-ranks) episode and value statistics of one epoch's collection."""
-        returns = np.asarray(rollout.episode_returns, dtype=np.float64)
-        lengths = np.asarray(rollout.episode_lengths, dtype=np.float64)
-        ret_mean, ret_std, ret_min, ret_max = mpi.mpi_statistics_scalar(returns, True)
-        len_mean, _ = mpi.mpi_statistics_scalar(lengths)
-        v_mean, v_std, v_min, v_max = mpi.mpi_statistics_scalar(values, True)
+    def _statistics(self, x) -> tuple[float, float, float, float]:
+        """Mean, std, min and max of ``x`` over all ranks (NaN without data)."""
+        if self.num_procs > 1:
+            return mpi.mpi_statistics_scalar(x, with_min_and_max=True)
+        x = np.asarray(x, dtype=np.float64).ravel()
+        return tuple(float(f(x)) if x.size else math.nan for f in (np.mean, np.std, np.min, np.max))
+
+    def _epoch_logs(self, record: EpochRecord) -> dict[str, float]:
+        """The epoch's progress.txt columns (but ``Epoch``), keyed and ordered like progress.txt."""
+        waited = time.perf_counter()
+        value_metrics = record.value_steps.result()  # waits; re-raises the thread's exception
+        now = time.perf_counter()
+        self._update_seconds += now - waited
+        seconds, self._clock = now - self._clock, now
+        self._elapsed += seconds
+        steps = record.rollout.env_steps * self.num_procs  # every rank steps as many
+        self.total_env_interacts += steps
+        ret_mean, ret_std, ret_min, ret_max = self._statistics(record.rollout.episode_returns)
+        v_mean, v_std, v_min, v_max = self._statistics(record.values)
+        metrics = {**record.policy_metrics, **value_metrics}
+        if self.num_procs > 1:
+            metrics = {k: mpi.mpi_avg(v) for k, v in metrics.items()}
         return {
             "AverageEpRet": ret_mean, "StdEpRet": ret_std, "MaxEpRet": ret_max,
-            "MinEpRet": ret_min, "EpLen": len_mean,
+            "MinEpRet": ret_min, "EpLen": self._statistics(record.rollout.episode_lengths)[0],
             "AverageVVals": v_mean, "StdVVals": v_std, "MaxVVals": v_max, "MinVVals": v_min,
+            "TotalEnvInteracts": self.total_env_interacts,
+            **{k: float(metrics[k]) for k in UPDATE_METRICS},
+            "Time": self._elapsed, "StepsPerSecond": steps / max(seconds, 1e-9),
         }
-
-    def _epoch_logs(self, record: EpochRecord, value_metrics: dict[str, float]):
-        """The epoch's progress.txt columns (but ``Epoch``), keyed like progress.txt."""
-        now = time.perf_counter()
-        seconds, self._clock = now - self._clock, now
-        metrics = {**record.policy_metrics, **value_metrics}
-        epoch_steps = int(mpi.mpi_sum(record.env_steps))
-        self.total_env_interacts += epoch_steps
-        self._elapsed += seconds
-        logs = dict(record.statistics, TotalEnvInteracts=self.total_env_interacts)
-        logs.update({k: float(mpi.mpi_avg(metrics[k])) for k in UPDATE_METRICS})
-        logs["Time"] = self._elapsed
-        logs["StepsPerSecond"] = epoch_steps / max(seconds, 1e-9)
-        return {k: (v if isinstance(v, int) else float(v)) for k, v in logs.items()}
 
     def close(self) -> None:
         """Close the environments (``AsyncVectorEnv`` subprocesses included), end the thread."""
@@ -566,7 +552,10 @@ class VPG:
     # model and both optimizers (bit-exact), the counters, the target epoch count of the
     # fit that wrote it, the run's config.json, and each rank's random streams as they
     # were at the start of epoch E's collection, so a resume draws the same actions as
-    # the original run would have, given the same observations. Environments cannot be
+    # the original run would have, given the same observations. (Where a checkpoint is
+    # due while E is collected -- overlap -- `_train` notes them at that start; a
+    # checkpoint nobody could foresee, on Ctrl-C or a callback's stop during E's
+    # collection, holds the streams of the moment it is written.) Environments cannot be
     # snapshotted in general: a resume resets them with a seed derived from the run's
     # seed and E (`_resume_env_seed`), so two resumes from one checkpoint are identical.
     def _variable_groups(self) -> dict[str, list]:
@@ -601,16 +590,6 @@ class VPG:
         for key in ("action_space", "single_action_space"):
             if streams.get(key) is not None:
                 getattr(self.envs, key).np_random.bit_generator.state = streams[key]
-
-    def _note_collection_start(self, epoch: int) -> None:
-        """Epoch ``epoch``'s collection starts now: remember the random streams.
-
-        A checkpoint of ``epoch`` completed epochs written later (mid-collection:
-        Ctrl-C, or the end of the previous epoch while its update overlapped this
-        collection) stores these, the streams its resume must start from.
-        """
-        if self.buffer.ptr == 0:
-            self._streams_at_collection = (epoch, self._random_streams())
 
     def _save_checkpoint(self) -> Path | None:
         """Write ``checkpoints/ckpt_<self.epoch>`` (prune to ``keep_checkpoints``).
@@ -778,18 +757,18 @@ class VPG:
         NonFiniteError
             Naming the losses / variables, the epoch and the last good checkpoint.
         """
-        losses = [f"{k} = {logs[k]}" for k in ("LossPi", "LossV")
-                  if k in logs and not math.isfinite(logs[k])]
-        variables = _non_finite_weights(self.ac)
-        if not losses and not variables:
-            return
-        what = ", ".join(losses + ([f"non-finite weights in {variables}"] if variables else []))
+        bad = [f"{k} = {logs[k]}" for k in ("LossPi", "LossV") if not math.isfinite(logs[k])]
+        weights = _non_finite_weights(self.ac)
+        if bad or weights:
+            raise self._non_finite_error(bad + [f"non-finite weights in {weights}"] * bool(weights))
+
+    def _non_finite_error(self, what: list[str]) -> NonFiniteError:
         last = checkpoint.latest_checkpoint(self.output_dir) if self.rank == 0 else None
-        raise NonFiniteError(
-            f"training stopped at epoch {self.epoch - 1}: {what}. Nothing from this epoch "
-            f"was saved; the last good checkpoint is {last} (resume: keras-vpg train --resume "
-            f"{shlex.quote(str(self.output_dir))}). Check the env's rewards and observations "
-            "or lower pi_lr / vf_lr."
+        return NonFiniteError(
+            f"training stopped at epoch {self.epoch - 1}: {', '.join(what)}. Nothing from this "
+            f"epoch was saved; the last good checkpoint is {last} (resume: keras-vpg train "
+            f"--resume {shlex.quote(str(self.output_dir))}). Check the env's rewards and "
+            "observations or lower pi_lr / vf_lr."
         )
 
     def _after_exception(self, error: BaseException) -> None:
@@ -925,7 +904,13 @@ def _numpy(variable) -> np.ndarray:
 
 def _non_finite_weights(model: keras.Model) -> list[str]:
     """Paths of ``model``'s floating-point variables holding NaN or Inf."""
-    return checkpoint.non_finite((v.path, _numpy(v)) for v in model.variables)
+    values = [(v.path, _numpy(v)) for v in model.variables]
+    return [path for path, x in values if x.dtype.kind == "f" and not np.isfinite(x).all()]
+
+
+def _rows(x: np.ndarray) -> np.ndarray:
+    """``(T, N, ...)`` -> ``(T * N, ...)``: one row per transition."""
+    return x.reshape((-1,) + x.shape[2:])
 
 
 def _resume_env_seed(seed: int, epoch: int) -> int:

@@ -36,13 +36,8 @@ def discount_cumsum(x: np.ndarray, discount: float) -> np.ndarray:
     return out
 
 
-def gae_lambda(
-    rewards: np.ndarray,
-    values: np.ndarray,
-    path_ends: Sequence[tuple[int, int, float]],
-    gamma: float,
-    lam: float,
-) -> tuple[np.ndarray, np.ndarray]:
+def gae_lambda(rewards: np.ndarray, values: np.ndarray, path_ends: Sequence[tuple[int, int, float]],
+               gamma: float, lam: float) -> tuple[np.ndarray, np.ndarray]:
     """GAE-Lambda advantages and rewards-to-go of paths cut in ``N`` columns of ``T`` steps.
 
     Backwards along each path, in float64::
@@ -70,36 +65,23 @@ def gae_lambda(
     steps, num_envs = rewards.shape
     adv = np.zeros((steps, num_envs), dtype=np.float32)
     ret = np.zeros((steps, num_envs), dtype=np.float32)
-    ends_of: dict[int, list[tuple[int, float]]] = {}
+    starts = [0] * num_envs  # where each env's next path starts
     for env, end, last_val in path_ends:
-        ends_of.setdefault(int(env), []).append((int(end), float(last_val)))
-    for env in range(num_envs):
-        ends = ends_of.get(env, [])
-        if steps and (not ends or ends[-1][0] != steps):
-            raise ValueError(f"env {env}'s paths end at {[e for e, _ in ends]}, not at T={steps}")
-        # One pass over the column with Python floats (no per-path numpy work).
-        rews, vals = rewards[:, env].tolist(), values[:, env].tolist()
-        env_adv, env_ret = [0.0] * steps, [0.0] * steps
-        start = 0
-        for end, last_val in ends:
-            _gae_path(rews, vals, start, end, last_val, gamma, lam, env_adv, env_ret)
-            start = end
-        adv[:, env] = env_adv
-        ret[:, env] = env_ret
+        start, starts[env] = starts[env], end
+        # Backwards along the path with Python floats (no numpy work per step).
+        rews, vals = rewards[start:end, env].tolist(), values[start:end, env].tolist()
+        path_adv, path_ret = [0.0] * len(rews), [0.0] * len(rews)
+        next_val = running_ret = float(last_val)
+        running_adv = 0.0
+        for t in range(len(rews) - 1, -1, -1):
+            running_adv = rews[t] + gamma * next_val - vals[t] + gamma * lam * running_adv
+            running_ret = rews[t] + gamma * running_ret
+            path_adv[t], path_ret[t], next_val = running_adv, running_ret, vals[t]
+        adv[start:end, env], ret[start:end, env] = path_adv, path_ret
+    for env, start in enumerate(starts):
+        if steps and start != steps:
+            raise ValueError(f"env {env}'s last path ends at {start}, not at T={steps}")
     return adv, ret
-
-
-def _gae_path(rews, vals, start, end, last_val, gamma, lam, adv, ret) -> None:
-    """:func:`gae_lambda` of ``rews[start:end]`` into the lists ``adv`` and ``ret``."""
-    gamma_lam = gamma * lam
-    next_val = running_ret = last_val
-    running_adv = 0.0
-    for t in range(end - 1, start - 1, -1):
-        reward, val = rews[t], vals[t]
-        running_adv = reward + gamma * next_val - val + gamma_lam * running_adv
-        running_ret = reward + gamma * running_ret
-        adv[t], ret[t] = running_adv, running_ret
-        next_val = val
 
 
 @dataclass
@@ -123,13 +105,25 @@ class Transitions:
     logp: np.ndarray
     path_ends: list[tuple[int, int, np.ndarray | None]]
 
-    def bootstrap_obs(self) -> np.ndarray | None:
-        """The final observations to bootstrap, ``(K, *O)`` in ``path_ends`` order (or None)."""
-        finals = [final for _, _, final in self.path_ends if final is not None]
-        return np.stack(finals).astype(np.float32) if finals else None
+    def bootstrap_obs(self) -> np.ndarray:
+        """The ``K`` final observations to bootstrap, in ``path_ends`` order, then zero rows.
+
+        Returns ``(P, *O)`` float32, ``P`` the power of two (at least 8) that holds
+        ``K``: a compiled value call (XLA compiles once per input shape) then sees
+        a few batch sizes, not a new one every epoch. :meth:`ends_with` takes the
+        first ``K`` values of the ``P``.
+        """
+        finals = np.array([f for _, _, f in self.path_ends if f is not None], np.float32)
+        finals = finals.reshape((-1,) + self.obs.shape[2:])
+        rows = max(8, 1 << max(len(finals) - 1, 0).bit_length())
+        return np.concatenate([finals, np.zeros((rows - len(finals),) + finals.shape[1:],
+                                                np.float32)])
 
     def ends_with(self, bootstrap_values: Sequence[float]) -> list[tuple[int, int, float]]:
-        """``path_ends`` with each final observation replaced by its value (0 if terminated)."""
+        """``path_ends`` with each final observation replaced by its value (0 if terminated).
+
+        ``bootstrap_values``: values of :meth:`bootstrap_obs`, in order (extra ones unused).
+        """
         values = iter(bootstrap_values)
         return [(env, end, 0.0 if final is None else next(values))
                 for env, end, final in self.path_ends]
@@ -147,7 +141,7 @@ class VPGBuffer:
     act_dtype : numpy dtype
         ``int32`` for Discrete, ``float32`` for Box.
     steps_per_env : int
-        ``T``: rows per epoch (steps of the vector env).
+        ``T``: rows per epoch (steps of the vector env), stored as :attr:`rows`.
     num_envs : int
         ``N``: environments stepped together.
     """
@@ -165,26 +159,19 @@ class VPGBuffer:
         self.act = np.zeros(shape + tuple(act_shape), dtype=act_dtype)
         self.rew = np.zeros(shape, dtype=np.float32)
         self.logp = np.zeros(shape, dtype=np.float32)
-        self.max_size = steps_per_env
+        self.rows = steps_per_env  # rows, not transitions: each row holds N of them
         self.num_envs = num_envs
         self.ptr = 0
         # Path ends recorded during collection: (env, end row, final obs or None).
         self._ends: list[tuple[int, int, np.ndarray | None]] = []
         self._last_end = np.zeros(num_envs, dtype=np.int64)
 
-    @property
-    def full(self) -> bool:
-        return self.ptr >= self.max_size
-
     def store(self, obs, act, rew, logp) -> None:
         """Append one row: arrays with leading dimension ``N``."""
-        if self.ptr >= self.max_size:
+        if self.ptr >= self.rows:
             raise RuntimeError("VPGBuffer is full: call get() before storing more steps")
         t = self.ptr
-        self.obs[t] = obs
-        self.act[t] = act
-        self.rew[t] = rew
-        self.logp[t] = logp
+        self.obs[t], self.act[t], self.rew[t], self.logp[t] = obs, act, rew, logp
         self.ptr += 1
 
     def end_path(self, env_index: int, final_obs: np.ndarray | None = None) -> None:
@@ -209,8 +196,8 @@ class VPGBuffer:
 
         The buffer must be full and every path ended (:meth:`end_open_paths`).
         """
-        if self.ptr != self.max_size:
-            raise RuntimeError(f"VPGBuffer holds {self.ptr} of {self.max_size} rows; not full")
+        if self.ptr != self.rows:
+            raise RuntimeError(f"VPGBuffer holds {self.ptr} of {self.rows} rows; not full")
         if np.any(self._last_end < self.ptr):
             raise RuntimeError("every path must be ended (end_open_paths) before get()")
         data = Transitions(self.obs.copy(), self.act.copy(), self.rew.copy(), self.logp.copy(),

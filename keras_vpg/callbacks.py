@@ -68,7 +68,7 @@ class EvalCallback(keras.callbacks.Callback):
     ``n_eval_episodes`` episodes (see :func:`evaluate_policy`) and puts
     ``EvalAverageEpRet``, ``EvalStdEpRet`` and ``EvalEpLen`` in the epoch's logs;
     on other epochs these keys are NaN, so ``History`` has one value per epoch
-    and progress.txt has the three columns (after the DESIGN columns) from the
+    and progress.txt has the three columns (after the standard columns) from the
     first row. ``VPG.fit`` runs this callback before the others, so TensorBoard
     and ``CSVLogger`` see the columns.
 

@@ -7,13 +7,12 @@ or an observation whose shape is not the declared one, raises
 exception raised by the env's own ``step`` or ``reset`` is re-raised as
 :class:`EnvStepError` with the env id and the step (the original chained as
 ``__cause__``). The check is one ``np.isfinite`` over the observation array and
-one ``math.isfinite`` on the reward per step (see ``benchmarks/env_checks.py``
+one ``np.isfinite`` on the reward per step (see ``benchmarks/env_checks.py``
 for its cost).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import gymnasium as gym
@@ -70,12 +69,10 @@ class CheckEnvData(gym.Wrapper):
         try:
             obs, info = self.env.reset(**kwargs)
         except Exception as error:
-            raise EnvStepError(
-                f"env {self.env_id!r}: reset after step {self.total_steps} raised "
-                f"{type(error).__name__}: {error}"
-            ) from error
+            raise self._raised(f"env {self.env_id!r}: reset after step {self.total_steps}",
+                               error) from error
         self.episode_steps = 0
-        self._check_obs(obs, "reset")
+        self._check(obs, 0.0, "reset")
         return obs, info
 
     def step(self, action):
@@ -84,32 +81,29 @@ class CheckEnvData(gym.Wrapper):
         try:
             obs, reward, terminated, truncated, info = self.env.step(action)
         except Exception as error:
-            raise EnvStepError(
-                f"{self._where()}: step raised {type(error).__name__}: {error}"
-            ) from error
-        self._check_obs(obs, "step")
-        try:
-            finite = math.isfinite(reward)
-        except TypeError:  # an array-like reward
-            finite = bool(np.isfinite(np.asarray(reward, dtype=np.float64)).all())
-        if not finite:
-            raise EnvDataError(
-                f"{self._where()}: non-finite reward {reward!r}; stopped before training on it"
-            )
+            raise self._raised(f"{self._where()}: step", error) from error
+        self._check(obs, reward, "step")
         return obs, reward, terminated, truncated, info
 
-    def _check_obs(self, obs, call: str) -> None:
+    @staticmethod
+    def _raised(what: str, error: Exception) -> EnvStepError:
+        return EnvStepError(f"{what} raised {type(error).__name__}: {error}")
+
+    def _check(self, obs, reward, call: str) -> None:
+        """Raise :class:`EnvDataError` if ``obs`` or ``reward`` must not be trained on."""
         obs = np.asarray(obs)
+        if (obs.shape != self._shape or (self._float_obs and not np.isfinite(obs).all())
+                or not np.isfinite(reward).all()):
+            raise EnvDataError(f"{self._where()}: {self._what_is_wrong(obs, reward, call)}")
+
+    def _what_is_wrong(self, obs: np.ndarray, reward, call: str) -> str:
         if obs.shape != self._shape:
-            raise EnvDataError(
-                f"{self._where()}: {call} returned an observation of shape {obs.shape}, "
-                f"the observation space declares {self._shape}"
-            )
-        if self._float_obs and not np.isfinite(obs).all():
-            bad = np.flatnonzero(~np.isfinite(obs.astype(np.float64)))
+            return (f"{call} returned an observation of shape {obs.shape}, "
+                    f"the observation space declares {self._shape}")
+        bad = np.flatnonzero(~np.isfinite(obs.astype(np.float64)))
+        if len(bad):
             first = np.unravel_index(bad[0], obs.shape) if obs.ndim else ()
-            raise EnvDataError(
-                f"{self._where()}: {call} returned a non-finite observation: "
-                f"obs[{', '.join(map(str, first))}] = {obs[first]!r} "
-                f"({len(bad)} of {obs.size} entries non-finite); stopped before training on it"
-            )
+            return (f"{call} returned a non-finite observation: "
+                    f"obs[{', '.join(map(str, first))}] = {obs[first]!r} "
+                    f"({len(bad)} of {obs.size} entries non-finite); stopped before training on it")
+        return f"non-finite reward {reward!r}; stopped before training on it"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,24 +11,17 @@ from pathlib import Path
 def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> None:
     """Call ``write(tmp_path)`` then rename onto ``path``: never a half-written file.
 
-    The temporary file sits in the same directory and keeps ``path``'s suffix
-    (Keras checks for ``.keras``); it is removed if ``write`` fails.
+    The temporary file sits in the same directory, is named after this process
+    and thread (so concurrent writers never share one) and keeps ``path``'s
+    suffix (Keras checks for ``.keras``); ``write`` creates it, with the usual
+    permissions. It is removed if ``write`` fails.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}{path.suffix}")
     try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
+        write(str(tmp))
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        tmp.unlink(missing_ok=True)
         raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import json
-import math
 import os
 import sys
 import time
@@ -20,8 +19,9 @@ import numpy as np
 from keras_vpg import mpi
 from keras_vpg.config import json_value
 from keras_vpg.files import atomic_write
+from keras_vpg.plot import read_progress
 
-#: progress.txt columns, in order (DESIGN section 3); more may follow.
+#: progress.txt columns, in order; more may follow (a callback's, at the end).
 PROGRESS_COLUMNS = (
     "Epoch", "AverageEpRet", "StdEpRet", "MaxEpRet", "MinEpRet", "EpLen",
     "AverageVVals", "StdVVals", "MaxVVals", "MinVVals", "TotalEnvInteracts",
@@ -104,9 +104,7 @@ def move_run_aside(directory: Path) -> Path:
 def _format(value: float) -> str:
     if isinstance(value, (int, np.integer)):
         return str(int(value))
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "nan"
-    return f"{value:.8g}"
+    return "nan" if value is None else f"{value:.8g}"  # NaN formats as "nan"
 
 
 class EpochLogger:
@@ -135,7 +133,6 @@ class EpochLogger:
         self.is_writer = mpi.proc_id() == 0
         self.rows: list[dict[str, float]] = []
         self.columns: list[str] | None = None
-        self._kept_lines: list[str] = []  # progress.txt rows of a resumed run, as written
         resumed = _RESUMING.get()
         self.resumed = resumed is not None and resumed == self.output_dir.resolve()
         if self.is_writer:
@@ -156,36 +153,26 @@ class EpochLogger:
         dropped with a warning; the file is rewritten atomically. New rows keep
         the file's columns.
         """
-        if not self.is_writer:
-            return
         path = self.output_dir / "progress.txt"
-        if not path.exists():
+        if not self.is_writer or not path.exists():
             return
-        lines = [line for line in path.read_text().splitlines() if line.strip()]
-        if not lines:
-            return
-        header = lines[0].split("\t")
-        epoch_col = header.index("Epoch") if "Epoch" in header else None
-        kept, dropped = [], []
-        for line in lines[1:]:
-            fields = line.split("\t")
-            try:
-                row_epoch = int(float(fields[epoch_col])) if epoch_col is not None else None
-            except (ValueError, IndexError):  # a half-written last line
-                row_epoch = None
-            if row_epoch is not None and row_epoch < epoch and len(fields) == len(header):
-                kept.append(line)
-            else:
-                dropped.append(row_epoch)
-        if dropped:
-            epochs = [e for e in dropped if e is not None]
+        columns = read_progress(path)  # the one reader (keras_vpg.plot)
+        later = columns["Epoch"] >= epoch
+        if later.any():
             warnings.warn(
-                f"{path}: dropped {len(dropped)} row(s) logged after the checkpoint of epoch "
-                f"{epoch} (epochs {epochs}); they will be logged again",
-                stacklevel=2,
+                f"{path}: dropped {int(later.sum())} row(s) logged after the checkpoint of epoch "
+                f"{epoch} (epochs {columns['Epoch'][later].astype(int).tolist()}); they will be "
+                "logged again", stacklevel=2,
             )
-        self.columns, self._kept_lines, self.rows = header, kept, []
-        self._write_progress()
+        # Whole numbers back as ints, written as they were (not 1e+08 for 100000000).
+        self.columns = list(columns)
+        self.rows = [{c: int(v) if v.is_integer() else float(v) for c, v in zip(columns, row)}
+                     for row, drop in zip(zip(*columns.values()), later) if not drop]
+        if self.rows:
+            self._write_progress()
+        else:
+            path.unlink()
+            self.columns = None
 
     def save_config(self, config: dict[str, Any]) -> None:
         """Write ``config.json`` (every argument of the run).
@@ -221,7 +208,7 @@ class EpochLogger:
     def dump_tabular(self, row: dict[str, float]) -> None:
         """Append one epoch's row to ``progress.txt`` (the file is rewritten atomically).
 
-        The header is the DESIGN columns present, in their order, then the other
+        The header is the :data:`PROGRESS_COLUMNS` present, in their order, then the other
         keys in order of appearance. A key first seen in a later row (a callback's
         column) becomes a new column at the end; earlier rows read ``nan`` there.
         Rewriting the whole file each epoch is what makes that safe: the header
@@ -230,22 +217,20 @@ class EpochLogger:
         if not self.is_writer:
             return
         if self.columns is None:
-            extra = [k for k in row if k not in PROGRESS_COLUMNS]
-            self.columns = [k for k in PROGRESS_COLUMNS if k in row] + extra
-        else:
-            self.columns += [k for k in row if k not in self.columns]
+            self.columns = [k for k in PROGRESS_COLUMNS if k in row]
+        self.columns += [k for k in row if k not in self.columns]
         self.rows.append(dict(row))
         self._write_progress()
 
     def _write_progress(self) -> None:
-        lines = ["\t".join(self.columns), *self._kept_lines]
         nan = float("nan")
+        lines = ["\t".join(self.columns)]
         lines += ["\t".join(_format(r.get(c, nan)) for c in self.columns) for r in self.rows]
         text = "\n".join(lines) + "\n"
         atomic_write(self.output_dir / "progress.txt", lambda p: Path(p).write_text(text))
 
     def save_model(self, model: keras.Model, epoch: int | None = None) -> None:
-        """Checkpoint ``model.keras`` (the latest) and, with ``epoch``, ``model_<epoch>.keras``."""
+        """Save the policy as ``model.keras`` and, with ``epoch``, ``model_<epoch>.keras``."""
         if not self.is_writer:
             return
         names = ["model.keras"] + ([f"model_{epoch}.keras"] if epoch is not None else [])

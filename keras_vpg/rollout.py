@@ -130,7 +130,7 @@ class RolloutCollector:
         Yields, after each chunk, the env steps collected so far this epoch (on
         this rank). Nothing if the buffer is already full.
         """
-        buffer, rows = self.buffer, self.buffer.max_size
+        buffer, rows = self.buffer, self.buffer.rows
         every = rows_per_chunk if rows_per_chunk > 0 else rows
         while buffer.ptr < rows:
             self.sampler.begin()
@@ -149,9 +149,9 @@ class RolloutCollector:
         buffer = self.buffer
         buffer.end_open_paths(np.asarray(self.obs))
         rollout, self._stats = self._stats, EpochRollout()
-        rollout.env_steps = buffer.max_size * self.envs.num_envs
+        rollout.env_steps = buffer.rows * self.envs.num_envs
         rollout.transitions = buffer.get()
-        self._rows_before += buffer.max_size
+        self._rows_before += buffer.rows
         return rollout
 
     def collect(self) -> EpochRollout:
@@ -164,8 +164,7 @@ class RolloutCollector:
         buffer, stats = self.buffer, self._stats
         step = self._step_direct if self._direct else self._step_vector
         sample, to_env_action, store = self.sampler.sample, self.to_env_action, buffer.store
-        ep_ret = self.ep_ret
-        obs = self.obs
+        ep_ret, obs = self.ep_ret, self.obs
         for _ in range(buffer.ptr, end):
             action, logp = sample(obs)
             next_obs, reward, done, final = step(to_env_action(action))
@@ -177,20 +176,13 @@ class RolloutCollector:
         self.obs = obs
 
     # -- one vector step -------------------------------------------------------------------
-    # Each returns (next obs (N, *O) float32, rewards (N,) or a scalar for N = 1,
+    # Each returns (next obs (N, *O) float32, rewards (N,),
     # [(env index, terminated)] of the episodes that ended, [their true final obs]).
     # Observations are copied (an env may reuse its array) and cast to float32 once,
     # the dtype of the buffer and of every backend's network.
     def _step_direct(self, actions):
         """Step each sub-env of a SyncVectorEnv (SAME_STEP autoreset semantics)."""
         envs = self.envs.envs
-        if len(envs) == 1:
-            obs, reward, terminated, truncated, _ = envs[0].step(actions[0])
-            if terminated or truncated:
-                final = obs
-                obs, _ = envs[0].reset()
-                return _as_row(obs), reward, [(0, bool(terminated))], [final]
-            return _as_row(obs), reward, (), ()
         observations, rewards, done, finals = [], np.empty(len(envs)), [], []
         for i, env in enumerate(envs):
             obs, rewards[i], terminated, truncated, _ = env.step(actions[i])
@@ -221,11 +213,6 @@ class RolloutCollector:
             stats.episode_lengths.append(int(now - self._ep_start[i]))
             self.ep_ret[i] = 0.0
             self._ep_start[i] = now
-
-
-def _as_row(obs) -> np.ndarray:
-    """One observation as a float32 batch of one (a copy)."""
-    return np.array(obs, dtype=np.float32)[None]
 
 
 def _env_action_fn(space: gym.Space) -> Callable[[np.ndarray], np.ndarray]:

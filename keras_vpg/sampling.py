@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 
 import keras
-import numpy as np
 
 from keras_vpg.actor_critic import ActorCritic
 from keras_vpg.trainers.numpy_policy import NumpyPolicySampler
@@ -47,6 +46,9 @@ def fast_paths_enabled(requested: bool | None = None) -> bool:
 class PolicySampler:
     """``(action, logp)`` for a batch of observations, from the current policy.
 
+    The path is chosen once, here: :attr:`begin`, :attr:`sample` and :attr:`end`
+    are the chosen sampler's own methods, so collection calls them directly.
+
     Parameters
     ----------
     ac : ActorCritic
@@ -58,32 +60,26 @@ class PolicySampler:
 
     Attributes
     ----------
+    begin : callable
+        ``() -> None``, before a run of :attr:`sample` calls: reads the policy's
+        current weights.
+    sample : callable
+        ``obs (B, *O) -> (action (B, ...), logp (B,))``, numpy in and out.
+    end : callable
+        ``() -> None``, after the run: drops cached weights, writes cached state
+        (the seed) back.
+    numpy : NumpyPolicySampler or None
+        The numpy sampler, when it applies.
     path : str
         ``"numpy-mlp"`` or ``"<backend>-compiled"``.
     """
 
     def __init__(self, ac: ActorCritic, trainer, fast_paths: bool = True):
-        self.trainer = trainer
         self.numpy = NumpyPolicySampler.for_model(ac) if fast_paths else None
-        backend = keras.backend.backend()
-        self.path = "numpy-mlp" if self.numpy is not None else f"{backend}-compiled"
-
-    def begin(self) -> None:
-        """Before a run of :meth:`sample` calls: read the policy's current weights."""
         if self.numpy is not None:
-            self.numpy.begin()
+            self.path = "numpy-mlp"
+            self.begin, self.sample, self.end = self.numpy.begin, self.numpy.sample, self.numpy.end
         else:
-            self.trainer.begin_collection()
-
-    def sample(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Actions ``(B, ...)`` and log-probs ``(B,)`` (numpy) for observations ``(B, *O)``."""
-        if self.numpy is not None:
-            return self.numpy.sample(obs)
-        return self.trainer.sample(obs)
-
-    def end(self) -> None:
-        """After the run: drop cached weights, write cached state (the seed) back."""
-        if self.numpy is not None:
-            self.numpy.end()
-        else:
-            self.trainer.end_collection()
+            self.path = f"{keras.backend.backend()}-compiled"
+            self.begin, self.sample = trainer.begin_collection, trainer.sample
+            self.end = trainer.end_collection

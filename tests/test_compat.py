@@ -76,7 +76,7 @@ def test_torch_value_steps_stay_correct_on_the_eager_fallback(monkeypatch):
     rng = np.random.default_rng(0)
     batch = {"obs": rng.normal(size=(64, 3)).astype("float32"),
              "ret": rng.normal(size=64).astype("float32")}
-    metrics = trainer.update_value(trainer.value_batch(batch))
+    metrics = trainer.update_value(batch)
     assert metrics["DeltaLossV"] < 0  # the eager Adam steps fit the returns
 
 

@@ -77,7 +77,7 @@ def test_policy_and_value_steps_follow_the_exact_gradient(space):
 
     # Plain SGD with learning rate 1: parameters move by exactly minus the gradient.
     trainer = get_trainer(ac, keras.optimizers.SGD(1.0), keras.optimizers.SGD(1.0), 1)
-    metrics = trainer.update(batch)
+    metrics = {**trainer.update_policy(batch), **trainer.update_value(batch)}
     got_pi = [b - a for b, a in zip(pi_before, numpy_values(ac.pi_variables))]
     got_v = [b - a for b, a in zip(v_before, numpy_values(ac.v_variables))]
     for got, expected in zip(got_pi + got_v, expected_pi + expected_v):
@@ -168,7 +168,7 @@ def test_value_steps_with_adam_follow_a_numpy_adam(clipnorm):
     assert fused == (keras.backend.backend() == "torch" and clipnorm is None)
     for _ in range(2):
         loss_before = value_loss_np(params, batch64)
-        metrics = trainer.update_value(trainer.value_batch(batch))
+        metrics = trainer.update_value(batch)
         for _ in range(4):
             params = adam_np(params, value_gradient_np(params, batch64), state, 0.01, clipnorm)
         np.testing.assert_allclose(metrics["LossV"], loss_before, rtol=1e-5)

@@ -21,7 +21,8 @@ from keras_vpg.mpi import usable_cores
 #: Maps a flat float32 gradient vector to its average over MPI ranks.
 Allreduce = Callable[[np.ndarray], np.ndarray]
 
-#: Keys of the dict returned by :meth:`Trainer.update`, in logging order.
+#: Keys of the metrics of :meth:`Trainer.update_policy` and :meth:`Trainer.update_value`,
+#: in logging order.
 UPDATE_METRICS = ("LossPi", "LossV", "DeltaLossPi", "DeltaLossV", "Entropy", "KL")
 
 
@@ -39,7 +40,7 @@ def value_loss(ac: ActorCritic, obs, ret, shards: int = 1, normalized: bool = Fa
     """Mean squared error of ``V(s)`` against the rewards-to-go.
 
     With ``normalized`` the observations have already been through the model's
-    observation normalizer (see :meth:`Trainer.value_batch`), and go straight to
+    observation normalizer (see :meth:`Trainer.update_value`), and go straight to
     ``ac.v_net``.
 
     With ``shards > 1`` the batch is cut into that many row blocks whose squared
@@ -92,7 +93,7 @@ def policy_metrics(ac: ActorCritic, batch, loss_pi_old, entropy_old):
 def value_metrics(ac: ActorCritic, batch, loss_v_old):
     """``LossV`` before and ``DeltaLossV`` (new minus old) after the value steps.
 
-    ``batch["obs"]`` is normalized already (see :meth:`Trainer.value_batch`).
+    ``batch["obs"]`` is normalized already (see :meth:`Trainer.update_value`).
     """
     loss_v_new = value_loss(ac, batch["obs"], batch["ret"], normalized=True)
     return {"LossV": loss_v_old, "DeltaLossV": loss_v_new - loss_v_old}
@@ -157,7 +158,12 @@ class Trainer:
         raise NotImplementedError
 
     def value(self, obs: np.ndarray) -> np.ndarray:
-        """Values of a batch of observations, numpy ``(B,)``."""
+        """Values of a batch of observations ``(B, *O)``, numpy ``(B,)``.
+
+        A compiled call compiles once per batch size: callers keep the sizes few
+        (the epoch's ``T * N`` rows; the bootstrap batch padded to a power of two,
+        :meth:`keras_vpg.buffer.Transitions.bootstrap_obs`).
+        """
         raise NotImplementedError
 
     def update_policy(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
@@ -170,32 +176,17 @@ class Trainer:
         """
         raise NotImplementedError
 
-    def value_batch(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """What :meth:`update_value` takes: ``obs`` through the observation normalizer.
-
-        Normalizing here, on the caller's thread, fixes the statistics the value
-        steps use, so the caller may update the normalizer while they run.
-        Returns numpy ``obs (M, *O)`` (float32) and ``ret (M,)``.
-        """
-        obs = batch["obs"]
-        if self.ac.obs_normalizer is not None:
-            obs = ops.convert_to_numpy(self.ac.normalize(ops.convert_to_tensor(obs)))
-        return {"obs": np.asarray(obs, dtype=np.float32), "ret": batch["ret"]}
-
     def update_value(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
-        """``train_v_iters`` value-function steps on a :meth:`value_batch`.
+        """``train_v_iters`` value-function steps on ``obs (M, *O)`` and ``ret (M,)``.
 
-        Returns ``LossV`` and ``DeltaLossV`` (floats, this rank). Reads and changes
-        only the value network's variables and its optimizer's, so it may run in
-        another thread while :meth:`sample` is called and the normalizer is
-        updated (see :attr:`overlaps_collection`).
+        ``batch["obs"]`` has been through the observation normalizer already (by
+        ``VPG._value_batch``, so the caller may update the normalizer while the
+        steps run); other keys are ignored. Returns ``LossV`` and ``DeltaLossV``
+        (floats, this rank). Reads and changes only the value network's variables
+        and its optimizer's, so it may run in another thread while :meth:`sample`
+        is called and the normalizer is updated (see :attr:`overlaps_collection`).
         """
         raise NotImplementedError
-
-    def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
-        """:meth:`update_policy`, then :meth:`update_value`; floats keyed by UPDATE_METRICS."""
-        metrics = {**self.update_policy(batch), **self.update_value(self.value_batch(batch))}
-        return {k: metrics[k] for k in UPDATE_METRICS}
 
     def begin_collection(self) -> None:
         """Called before a run of :meth:`sample` calls (may cache the policy's weights)."""
@@ -241,20 +232,6 @@ def unpack_sample(bits: np.ndarray, batch: int, action_shape: tuple, action_dtyp
     end = batch * int(np.prod(action_shape, dtype=int))
     action = bits[:end].view(action_dtype).reshape((batch, *action_shape))
     return action, bits[end:].view(np.float32)
-
-
-def padded_rows(obs: np.ndarray) -> tuple[np.ndarray, int]:
-    """``obs`` (float32) with its rows padded by zeros to a power of two (at least 8).
-
-    XLA compiles a function once per input shape; the bootstrap batches (final
-    observations) vary in size from epoch to epoch. Returns ``(padded, rows)``.
-    """
-    obs = np.asarray(obs, dtype=np.float32)
-    rows = obs.shape[0]
-    padded = max(8, 1 << max(rows - 1, 0).bit_length())
-    if padded != rows:
-        obs = np.concatenate([obs, np.zeros((padded - rows, *obs.shape[1:]), np.float32)])
-    return obs, rows
 
 
 def flat_concat(tensors):

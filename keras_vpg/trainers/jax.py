@@ -32,7 +32,6 @@ from keras_vpg.trainers import compat
 from keras_vpg.trainers.base import (
     Trainer,
     flat_concat,
-    padded_rows,
     policy_loss,
     policy_metrics,
     split_like,
@@ -169,8 +168,7 @@ class BackendTrainer(Trainer):
 
     def value(self, obs):
         values = self._collection_values or [v.value for v in self.variables]
-        obs, rows = padded_rows(obs)
-        return np.asarray(self._value(values, obs))[:rows]
+        return np.asarray(self._value(values, np.asarray(obs, dtype=np.float32)))
 
     # -- update -------------------------------------------------------------------------
     def _averaged(self, grads):

@@ -17,6 +17,12 @@ import numpy as np
 from keras_vpg.actor_critic import ActorCritic
 
 
+def _numpy(variable) -> np.ndarray | None:
+    """A Keras variable's value as a float32 numpy array (``None`` stays ``None``)."""
+    return None if variable is None else np.asarray(keras.ops.convert_to_numpy(variable),
+                                                    np.float32)
+
+
 def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
@@ -110,27 +116,16 @@ class NumpyPolicySampler:
 
     def begin(self) -> None:
         """Read the current weights (call before a run of :meth:`sample` calls)."""
-        def numpy(variable):
-            return np.asarray(keras.ops.convert_to_numpy(variable), dtype=np.float32)
-
-        layers = []
-        for step in self.steps:
-            if step == "flatten":
-                layers.append(step)
-                continue
-            kernel, bias, name = step
-            layers.append((numpy(kernel), None if bias is None else numpy(bias),
-                           ACTIVATIONS[name]))
+        layers = [step if step == "flatten" else (_numpy(step[0]), _numpy(step[1]),
+                                                   ACTIVATIONS[step[2]]) for step in self.steps]
         cache = {"layers": layers, "norm": None}
         norm = self.ac.obs_normalizer
-        if norm is not None:
-            # As ObservationNormalizer.call: no statistics yet -> observations unchanged.
-            if float(keras.ops.convert_to_numpy(norm.count)) > 0:
-                cache["norm"] = (numpy(norm.mean),
-                                 np.sqrt(numpy(norm.var) + np.float32(1e-8)),
-                                 np.float32(norm.clip))
+        # As ObservationNormalizer.call: no statistics yet -> observations unchanged.
+        if norm is not None and float(keras.ops.convert_to_numpy(norm.count)) > 0:
+            cache["norm"] = (_numpy(norm.mean), np.sqrt(_numpy(norm.var) + np.float32(1e-8)),
+                             np.float32(norm.clip))
         if not self.ac.discrete:
-            log_std = numpy(self.ac.log_std)
+            log_std = _numpy(self.ac.log_std)
             cache["std"] = np.exp(log_std)
             # logp of mean + std * noise = -0.5 * sum(noise^2) - sum(log_std + log(2 pi) / 2)
             cache["logp_const"] = np.float32(-(log_std + _HALF_LOG_2PI).sum())
@@ -173,9 +168,6 @@ class NumpyPolicySampler:
                 x = x.reshape(x.shape[0], -1)
                 continue
             kernel, bias, activation = step
-            x = x @ kernel
-            if bias is not None:
-                x += bias
-            if activation is not None:
-                x = activation(x)
+            x = x @ kernel if bias is None else x @ kernel + bias
+            x = x if activation is None else activation(x)
         return x

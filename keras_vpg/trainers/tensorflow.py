@@ -24,7 +24,6 @@ import tensorflow as tf
 from keras_vpg.trainers.base import (
     Trainer,
     flat_concat,
-    padded_rows,
     policy_loss,
     policy_metrics,
     split_like,
@@ -121,8 +120,7 @@ class BackendTrainer(Trainer):
         return unpack_sample(bits, obs.shape[0], self._action_shape, self._action_dtype)
 
     def value(self, obs):
-        obs, rows = padded_rows(obs)
-        return self._value(tf.convert_to_tensor(obs, tf.float32)).numpy()[:rows]
+        return self._value(tf.convert_to_tensor(obs, tf.float32)).numpy()
 
     def update_policy(self, batch):
         return self._call_update(self._update_policy, batch)

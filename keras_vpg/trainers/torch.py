@@ -35,13 +35,14 @@ from keras_vpg.trainers.base import (
     policy_loss,
     policy_metrics,
     value_loss,
-    value_metrics,
 )
 
-#: Activations of plain-MLP layers, as codes for :func:`_activate` (TorchScript
-#: takes no callables, and the eager path uses the same function).
-_ACTIVATION_CODES = {
-    "tanh": 0, "relu": 1, "sigmoid": 2, "linear": 3, "elu": 4, "gelu": 5, "silu": 6,
+#: Activations of plain-MLP layers: name -> (code for :func:`_activate`, the torch
+#: function of eager calls, ``None`` for linear). TorchScript takes no callables.
+_ACTIVATIONS = {
+    "tanh": (0, torch.tanh), "relu": (1, torch.relu), "sigmoid": (2, torch.sigmoid),
+    "linear": (3, None), "elu": (4, torch.nn.functional.elu),
+    "gelu": (5, torch.nn.functional.gelu), "silu": (6, torch.nn.functional.silu),
 }
 
 
@@ -107,41 +108,36 @@ def _intra_op_threads(threads: int | None):
 
 
 def mlp_layers(net: keras.Model):
-    """``[(kernel, bias or None, activation code) | "flatten"]`` of a plain MLP.
+    """``[(kernel, bias or None, activation name) | "flatten"]`` of a plain MLP, or ``None``.
 
-    Codes are those of :data:`_ACTIVATION_CODES`. ``None`` unless the model
-    qualifies (see :func:`numpy_policy.mlp_layers`).
+    Names are keys of :data:`_ACTIVATIONS`; see :func:`numpy_policy.mlp_layers`.
     """
-    steps = numpy_policy.mlp_layers(net, _ACTIVATION_CODES)
-    if steps is None:
-        return None
-    return [s if s == "flatten" else (s[0], s[1], _ACTIVATION_CODES[s[2]]) for s in steps]
+    return numpy_policy.mlp_layers(net, _ACTIVATIONS)
 
 
 def _run(steps, x):
-    """Apply ``steps`` (torch tensors, see :func:`mlp_layers`) to a batch ``x``."""
+    """Apply ``steps`` (torch tensors, see :func:`_tensors`) to a batch ``x``."""
     for step in steps:
         if step == "flatten":
             x = x.reshape(x.shape[0], -1)
             continue
         kernel, bias, activation = step
         x = torch.addmm(bias, x, kernel) if bias is not None else x @ kernel
-        x = _activate(x, activation)
+        x = x if activation is None else activation(x)
     return x
 
 
-def _tensors(steps, detach: bool):
-    """``steps`` with each Keras variable replaced by its torch tensor (detached: no autograd)."""
+def _tensors(steps):
+    """``steps`` with each Keras variable replaced by its torch tensor and each
+    activation name by its torch function (Keras assigns a torch variable in place,
+    ``copy_``, so the tensors stay current)."""
     out = []
     for step in steps:
         if step == "flatten":
             out.append(step)
             continue
-        kernel, bias, activation = step
-        kernel = kernel.value.detach() if detach else kernel.value
-        if bias is not None:
-            bias = bias.value.detach() if detach else bias.value
-        out.append((kernel, bias, activation))
+        kernel, bias, name = step
+        out.append((kernel.value, None if bias is None else bias.value, _ACTIVATIONS[name][1]))
     return out
 
 
@@ -162,7 +158,7 @@ def _adam_value_steps(
     """``steps`` Adam steps on the MSE of an MLP's output against ``ret``; returns the first loss.
 
     ``params`` are ``[kernel_0, bias_0, kernel_1, ...]`` of Dense layers with
-    ``activations`` (codes of :data:`_ACTIVATION_CODES`); ``obs (M, D)``, ``ret (M,)``.
+    ``activations`` (codes of :data:`_ACTIVATIONS`); ``obs (M, D)``, ``ret (M,)``.
     The Adam step is the maths of Keras's PyTorch ``Adam`` (same operations, same
     order): ``momentums``, ``velocities`` and ``iterations`` are that optimizer's
     state, updated in place here except ``iterations`` (the caller adds ``steps``).
@@ -211,14 +207,16 @@ class FusedValueSteps:
 
     def __init__(self, steps, optimizer, script, adam_state):
         self._script = script
-        self._params, self._activations = [], []
-        for kernel, bias, code in steps:
-            self._params += [kernel, bias]
-            self._activations.append(code)
-        self._momentums = adam_state["momentums"]
-        self._velocities = adam_state["velocities"]
-        self._learning_rate = adam_state["learning_rate"]
         self._optimizer = optimizer
+        params = [v for kernel, bias, _ in steps for v in (kernel, bias)]
+        # The script's tensor arguments, read once: Keras assigns a torch variable in
+        # place (``copy_``), so these stay the variables' storage.
+        self._tensors = (
+            [v.value for v in params], [_ACTIVATIONS[name][0] for _, _, name in steps],
+            [v.value for v in adam_state["momentums"]],
+            [v.value for v in adam_state["velocities"]],
+            optimizer.iterations.value, adam_state["learning_rate"].value.detach(),
+        )
 
     @classmethod
     def for_model(cls, ac, v_steps, optimizer) -> FusedValueSteps | None:
@@ -255,36 +253,23 @@ class FusedValueSteps:
         """``steps`` value steps on ``obs (M, *O)``, ``ret (M,)``; returns the loss before them."""
         optimizer = self._optimizer
         with torch.jit.optimized_execution(False):  # thread-local: only this call
-            first_loss = self._script(
-                obs.reshape(obs.shape[0], -1),
-                ret,
-                [v.value for v in self._params],
-                self._activations,
-                [v.value for v in self._momentums],
-                [v.value for v in self._velocities],
-                optimizer.iterations.value,
-                self._learning_rate.value.detach(),
-                float(optimizer.beta_1),
-                float(optimizer.beta_2),
-                float(optimizer.epsilon),
-                steps,
-            )
+            first_loss = self._script(obs.reshape(obs.shape[0], -1), ret, *self._tensors,
+                                      float(optimizer.beta_1), float(optimizer.beta_2),
+                                      float(optimizer.epsilon), steps)
         optimizer.iterations.assign_add(steps)
         return first_loss
 
 
+#: Adam options whose step the fused loop does not take (each must be off: None, False, 0).
+_ADAM_EXTRAS = ("amsgrad", "weight_decay", "clipnorm", "clipvalue", "global_clipnorm", "use_ema",
+                "gradient_accumulation_steps", "loss_scale_factor")
+
+
 def _plain_adam(optimizer) -> bool:
     """Whether ``optimizer`` is Keras's own Adam with nothing its update step would add."""
-    return (
-        isinstance(optimizer, keras.optimizers.Adam)
-        and type(optimizer).__module__.startswith("keras.")
-        and not optimizer.amsgrad
-        and all(
-            getattr(optimizer, a, None) in (None, False, 0)
-            for a in ("weight_decay", "clipnorm", "clipvalue", "global_clipnorm", "use_ema",
-                      "gradient_accumulation_steps", "loss_scale_factor")
-        )
-    )
+    return (isinstance(optimizer, keras.optimizers.Adam)
+            and type(optimizer).__module__.startswith("keras.")
+            and all(getattr(optimizer, a, None) in (None, False, 0) for a in _ADAM_EXTRAS))
 
 
 _SCRIPT = None
@@ -339,6 +324,7 @@ class BackendTrainer(Trainer):
         super().__init__(ac, pi_optimizer, vf_optimizer, train_v_iters, allreduce, fast_paths)
         # Without fast paths: values and value steps through Keras, stepped eagerly.
         self._v_steps = mlp_layers(ac.v_net) if fast_paths else None
+        self._v_tensors = None if self._v_steps is None else _tensors(self._v_steps)
         # Under MPI every rank has its core: no extra threads for the update; and
         # each step's gradients are averaged across ranks, so no fused loop.
         self._update_threads = _update_threads if allreduce is None else None
@@ -360,29 +346,27 @@ class BackendTrainer(Trainer):
         with torch.no_grad():
             if self._v_steps is None:
                 return self.ac.value(x).numpy()
-            x = self.ac.normalize(x)
-            return _run(_tensors(self._v_steps, detach=True), x).reshape(-1).numpy()
+            return _run(self._v_tensors, self.ac.normalize(x)).reshape(-1).numpy()
 
     # -- update -------------------------------------------------------------------------
     def _gradient_step(self, loss, variables, optimizer):
-        for v in variables:
-            v.value.grad = None
-        loss.backward()
-        grads = [v.value.grad for v in variables]
+        grads = list(torch.autograd.grad(loss, [v.value for v in variables], allow_unused=True))
         if self.allreduce is not None:
-            # One flat buffer per step, averaged across ranks in place.
-            flat = torch.cat([g.reshape(-1) for g in grads])
-            flat = torch.from_numpy(self.allreduce(flat.numpy()))
-            grads = list(torch.split(flat, [g.numel() for g in grads]))
-            grads = [g.reshape(v.shape) for g, v in zip(grads, variables)]
+            grads = self._averaged(grads, variables)
         with torch.no_grad():
             optimizer.apply(grads, variables)
+
+    def _averaged(self, grads, variables):
+        """The gradients averaged across ranks: one flat buffer per step."""
+        flat = torch.from_numpy(self.allreduce(torch.cat([g.reshape(-1) for g in grads]).numpy()))
+        grads = torch.split(flat, [g.numel() for g in grads])
+        return [g.reshape(v.shape) for g, v in zip(grads, variables)]
 
     def _value_loss(self, batch):
         """MSE of V against the returns; plain torch for MLPs (same maths as value_loss)."""
         if self._v_steps is None:
             return value_loss(self.ac, batch["obs"], batch["ret"], normalized=True)
-        predicted = _run(_tensors(self._v_steps, detach=False), batch["obs"]).reshape(-1)
+        predicted = _run(self._v_tensors, batch["obs"]).reshape(-1)
         return torch.mean(torch.square(predicted - batch["ret"]))
 
     def update_policy(self, batch):
@@ -399,20 +383,26 @@ class BackendTrainer(Trainer):
         on_main_thread = threading.current_thread() is threading.main_thread()
         with _intra_op_threads(self._update_threads if on_main_thread else None):
             batch = _as_tensors(batch)
-            loss_v_old = None
             fused = self._fused_value_steps
             if fused is not None and fused.applies() and self.train_v_iters > 0:
                 loss_v_old = fused(batch["obs"], batch["ret"], self.train_v_iters)
             else:
-                for _ in range(self.train_v_iters):
-                    loss_v = self._value_loss(batch)
-                    loss_v_old = loss_v.detach() if loss_v_old is None else loss_v_old
-                    self._gradient_step(loss_v, self.v_variables, self.vf_optimizer)
+                loss_v_old = self._eager_value_steps(batch)
+            with torch.no_grad():  # measured after the steps, as value_metrics does
+                loss_v_new = self._value_loss(batch)
+        return {"LossV": float(loss_v_old), "DeltaLossV": float(loss_v_new - loss_v_old)}
+
+    def _eager_value_steps(self, batch):
+        """The value steps one by one, stepped by the Keras optimizer; the loss before them."""
+        loss_v_old = None
+        for _ in range(self.train_v_iters):
+            loss_v = self._value_loss(batch)
+            loss_v_old = loss_v.detach() if loss_v_old is None else loss_v_old
+            self._gradient_step(loss_v, self.v_variables, self.vf_optimizer)
+        if loss_v_old is None:  # no steps
             with torch.no_grad():
-                if loss_v_old is None:
-                    loss_v_old = value_loss(self.ac, batch["obs"], batch["ret"], normalized=True)
-                metrics = value_metrics(self.ac, batch, loss_v_old)
-        return {k: float(v) for k, v in metrics.items()}
+                loss_v_old = value_loss(self.ac, batch["obs"], batch["ret"], normalized=True)
+        return loss_v_old
 
 
 def _as_tensors(batch):

@@ -83,7 +83,8 @@ elif mode == "grad":
         trainer = get_trainer(
             ac, keras.optimizers.SGD(0.1), keras.optimizers.SGD(0.1), 3, allreduce=allreduce
         )
-        trainer.update(batch)
+        trainer.update_policy(batch)
+        trainer.update_value(batch)
         return flat_weights(ac)
 
     averaged = trained(half, mpi.allreduce_mean)
