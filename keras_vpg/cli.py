@@ -308,7 +308,7 @@ def _resume(args: argparse.Namespace) -> None:
     The run's backend and process count come from its ``config.json`` unless
     ``--backend`` / ``--cpu`` are given; ``--epochs`` (if given) is the new total.
     """
-    run_dir = _check_run_dir(args.resume)
+    run_dir = args.run_dir = _check_run_dir(args.resume)  # args.run_dir: for a failed write
     saved = config_defaults(str(run_dir))
     if args.backend is None:
         args.backend = saved.get("backend")
@@ -407,7 +407,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     rank0 = mpi.proc_id() == 0
     summaries = []
     for _, seed in runs:
-        run_dir = run_dir_of(args, seed)
+        run_dir = args.run_dir = run_dir_of(args, seed)  # args.run_dir: for a failed write
         if rank0:
             print(f"keras-vpg: training {args.env} seed {seed} on {keras.backend.backend()} "
                   f"({getattr(args, 'backend_note', '')}{mpi.num_procs()} process(es)) "
@@ -738,6 +738,24 @@ def _select_backend(args: argparse.Namespace) -> None:
                              else "Keras's default tensorflow is not installed; ")
 
 
+def _usable_checkpoint(args: argparse.Namespace) -> str:
+    """After a failed write in a training: the checkpoint a ``--resume`` would start from."""
+    run_dir = getattr(args, "run_dir", None)
+    if run_dir is None:
+        return ""
+    import warnings
+
+    from keras_vpg import checkpoint
+
+    with warnings.catch_warnings():  # a damaged newer checkpoint: skipped silently here
+        warnings.simplefilter("ignore")
+        latest = checkpoint.latest_checkpoint(run_dir)
+    if latest is None:
+        return f"; {run_dir} has no usable checkpoint yet"
+    return (f"; the newest usable checkpoint is {latest} "
+            f"(keras-vpg train --resume {run_dir} continues from it)")
+
+
 COMMANDS = {
     "train": (cmd_train, add_train_arguments, True,
               "train a policy (one run per seed)",
@@ -850,7 +868,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:  # a full disk, a read-only directory: one line, not a traceback
         if debug:
             traceback.print_exc()
-        print(f"keras-vpg {args.command}: error: {error}", file=sys.stderr)
+        print(f"keras-vpg {args.command}: error: {error}{_usable_checkpoint(args)}",
+              file=sys.stderr)
         return 1
     except KeyboardInterrupt as error:
         from keras_vpg.interrupt import Interrupted, exit_status
