@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import os
 import signal
 import subprocess
@@ -135,3 +136,31 @@ def test_train_stops_on_a_signal_and_resume_finishes_the_run(signum, status, tmp
     assert [int(r["Epoch"]) for r in rows] == list(range(done + 2))
     assert [int(float(r["TotalEnvInteracts"])) for r in rows] == [
         2000 * (i + 1) for i in range(done + 2)]
+
+
+def test_a_failed_checkpoint_write_is_one_line_naming_the_checkpoint_still_usable(
+        tmp_path, monkeypatch, capsys):
+    """A full disk at the second checkpoint: exit 1, one line that says which checkpoint a
+    --resume starts from (the first, still readable), no traceback."""
+    from keras_vpg import checkpoint
+
+    real, epochs = checkpoint.write_checkpoint, []
+
+    def full_disk(run_dir, epoch, *args, **kwargs):
+        epochs.append(epoch)
+        if len(epochs) == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(run_dir, epoch, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "write_checkpoint", full_disk)
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["train", *TINY, "--epochs", "4", "--save-freq", "1", "--hid", "8",
+                     "--exp-name", "full", "--data-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    run_dir = tmp_path / "full" / "full_s0"
+    usable = run_dir / "checkpoints" / "ckpt_1"
+    assert code == 1 and epochs == [1, 2] and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        f"keras-vpg train: error: [Errno {errno.ENOSPC}] {os.strerror(errno.ENOSPC)}; the newest "
+        f"usable checkpoint is {usable} (keras-vpg train --resume {run_dir} continues from it)")
+    checkpoint.read_checkpoint(usable)  # and it reads
