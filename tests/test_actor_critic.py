@@ -104,6 +104,7 @@ def test_a_regularized_layer_is_refused_not_ignored(net):
         keras_vpg.ActorCritic(nets["pi_net"], nets["v_net"], gym.spaces.Discrete(2))
 
 
+@pytest.mark.slow
 def test_keras_round_trip_in_fresh_processes_on_every_backend(tmp_path):
     """Saved on this backend (tox runs the module once per backend: every pair), loaded here
     and in one fresh process per other backend, which reads both policies."""

@@ -105,6 +105,7 @@ def test_config_that_does_not_exist_is_one_line(tmp_path):
 
 # SIGTERM (what a batch scheduler sends) through the command line; both signals, on every
 # backend, with the checkpoint's contents checked: test_interrupt.py.
+@pytest.mark.slow
 @pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143)])
 def test_train_stops_on_a_signal_and_resume_finishes_the_run(signum, status, tmp_path):
     run_dir = tmp_path / "data" / "s" / "s_s0"
