@@ -10,6 +10,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -294,7 +295,7 @@ def mpi_fork(
     env = dict(os.environ, IN_MPI="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     launcher = _process_start(os.getpid())
     if launcher is not None:
-        env[LAUNCHER_ENV] = f"{os.getpid()}:{launcher}"
+        env[LAUNCHER_ENV] = f"{socket.gethostname()}:{os.getpid()}:{launcher}"
     # The interpreter's own arguments keep ``-m package`` intact.
     program = list(getattr(sys, "orig_argv", [sys.executable, *sys.argv])[1:])
     if not program or program[0] == "-c":
@@ -303,7 +304,7 @@ def mpi_fork(
     sys.exit(subprocess.call(command, env=env))
 
 
-#: Set by :func:`mpi_fork` for its ranks: ``"<pid>:<start time>"`` of the launcher.
+#: Set by :func:`mpi_fork` for its ranks: ``"<host>:<pid>:<start time>"`` of the launcher.
 LAUNCHER_ENV = "KERAS_VPG_LAUNCHER"
 _watching = False
 
@@ -324,11 +325,12 @@ def _watch_launcher() -> None:
     mpirun starts each rank in a process group of its own, so a ``kill -9`` of the
     launcher's group (or of the launcher alone) would leave the ranks training on; a
     thread checks twice a second that the launcher (its pid and start time) still runs,
-    else kills this rank the same way. Ranks on other machines are not watched.
+    else kills this rank the same way (at once if it is gone already). Ranks on other
+    machines are not watched.
     """
     global _watching
-    pid, _, start = os.environ.get(LAUNCHER_ENV, "").partition(":")
-    if _watching or not pid.isdigit() or _process_start(int(pid)) != start:
+    host, pid, start = (os.environ.get(LAUNCHER_ENV, "").split(":") + ["", "", ""])[:3]
+    if _watching or host != socket.gethostname() or not pid.isdigit():
         return
     _watching = True
 
