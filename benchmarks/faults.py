@@ -1,10 +1,13 @@
 """Faults survived, by the numbers: ``kill -9`` at random moments of a training, then ``--resume``.
 
 For each trial a fresh CartPole run (``keras-vpg train``) is killed with SIGKILL (the whole
-session: with ``--cpu 2`` the launcher and both ranks) at a random moment of its training
-(a draw u in [0, epochs - 0.5): after floor(u) logged epochs, a fraction of an epoch's time
-as measured in that run; start-up inflates that estimate, so the draws lean late), or, for a
-share of the trials, the moment a checkpoint is being written (``checkpoints/.tmp_ckpt_*``).
+session: with ``--cpu 2`` the launcher and, through the launcher watch of ``mpi_fork``, both
+ranks) at a moment of its training drawn evenly over the epochs: the draws u in
+[0, epochs) are stratified (one in each of ``kills`` equal slices, shuffled), and the kill
+comes after floor(u) logged epochs plus frac(u) of that epoch's duration in the uninterrupted
+run (scaled by how fast this run has been so far against it), or as soon as the epoch's row is
+written if that comes first, so no kill lands after the last row. A share of the trials is
+killed instead the moment a checkpoint is being written (``checkpoints/.tmp_ckpt_*``).
 Then ``keras-vpg train --resume`` runs to the end.
 Checked per trial:
 
@@ -136,12 +139,12 @@ def kill_group(process: subprocess.Popen) -> int:
     return survivors
 
 
-def trial(index: int, args, cpu: int, reference: list[dict], window: tuple[float, float],
-          during_write: bool, rng: random.Random) -> dict:
+def trial(index: int, args, cpu: int, reference: list[dict], window: dict,
+          during_write: bool, u: float) -> dict:
     work = Path(tempfile.mkdtemp(prefix=f"fault{index}_", dir=args.workdir))
     run_dir = work / "f" / "f_s0"
     env = environment()
-    duration = window[1]
+    duration = window["seconds"]
     process = subprocess.Popen(train_command(work, args, cpu), cwd=work, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                start_new_session=True)
@@ -155,25 +158,25 @@ def trial(index: int, args, cpu: int, reference: list[dict], window: tuple[float
                 break
             time.sleep(0.002)
     else:
-        # A moment of the training, drawn in epochs (robust to the machine's load): wait for
-        # floor(u) logged epochs, then a fraction frac(u) of an epoch's time in this run.
-        u = rng.uniform(0.0, args.epochs - 0.5)
+        # A moment of the training, drawn in epochs: floor(u) logged rows, then frac(u) of
+        # epoch floor(u)'s duration in the reference (scaled by this run's pace so far), or
+        # the moment that epoch's row is written, whichever comes first.
+        k, frac = int(u), u - int(u)
         config = run_dir / "config.json"
         while process.poll() is None and not config.exists():
             time.sleep(0.005)
         began = last = time.monotonic()
         seen = 0
-        epoch_seconds = None
-        while process.poll() is None and seen < int(u):
-            now_rows = len(rows(run_dir)) if (run_dir / "progress.txt").exists() else 0
+        while process.poll() is None and seen < k:
+            now_rows = len(rows(run_dir))
             if now_rows > seen:
-                now = time.monotonic()
-                epoch_seconds = (now - began) / now_rows
-                seen, last = now_rows, now
+                seen, last = now_rows, time.monotonic()
             time.sleep(0.005)
-        if epoch_seconds is None:  # kill within epoch 0: estimate from the reference
-            epoch_seconds = (window[1] - window[0]) / args.epochs
-        while process.poll() is None and time.monotonic() - last < (u - int(u)) * epoch_seconds:
+        ref = window["row_times"]  # seconds from the reference's config.json to each row
+        scale = (last - began) / ref[k - 1] if k >= 1 and ref[k - 1] > 0 else 1.0
+        delay = frac * (ref[k] - (ref[k - 1] if k >= 1 else 0.0)) * scale
+        while (process.poll() is None and time.monotonic() - last < delay
+               and len(rows(run_dir)) <= k):
             time.sleep(0.005)
     finished_before_kill = process.poll() is not None
     survivors = kill_group(process)
@@ -182,6 +185,7 @@ def trial(index: int, args, cpu: int, reference: list[dict], window: tuple[float
     state = checkpoint_state(run_dir) if run_dir.exists() else {
         "epochs": [], "newest_readable": None, "latest_usable": None, "leftovers": []}
     result = {"index": index, "cpu": cpu, "target_write": during_write, "hit_write": hit_write,
+              "target_epochs": None if during_write else round(u, 3),
               "killed_at_s": round(killed_at, 2), "finished_before_kill": finished_before_kill,
               "survivors": survivors, "epochs_logged_at_kill": len(logged),
               "checkpoints_at_kill": state["epochs"], "newest_readable": state["newest_readable"],
@@ -227,24 +231,32 @@ def trial(index: int, args, cpu: int, reference: list[dict], window: tuple[float
     return result
 
 
-def reference_run(args, cpu: int) -> tuple[list[dict], tuple[float, float]]:
-    """The uninterrupted run's rows, and the window of its training: from the moment its
-    run directory holds config.json (start-up done) to its end, in seconds from launch."""
+def reference_run(args, cpu: int) -> tuple[list[dict], dict]:
+    """The uninterrupted run's rows, and its timing: ``began`` (seconds from launch to
+    config.json, start-up done), ``seconds`` (launch to exit) and ``row_times`` (seconds from
+    config.json to each row of progress.txt)."""
     work = Path(tempfile.mkdtemp(prefix=f"reference_cpu{cpu}_", dir=args.workdir))
+    run_dir = work / "f" / "f_s0"
     start = time.monotonic()
     process = subprocess.Popen(train_command(work, args, cpu), cwd=work, env=environment(),
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    config = work / "f" / "f_s0" / "config.json"
     began = None
+    row_times: list[float] = []
     while process.poll() is None:
-        if began is None and config.exists():
+        if began is None and (run_dir / "config.json").exists():
             began = time.monotonic() - start
-        time.sleep(0.01)
+        if began is not None:
+            count = len(rows(run_dir))
+            while len(row_times) < count:
+                row_times.append(time.monotonic() - start - began)
+        time.sleep(0.005)
     err = process.stderr.read()
     seconds = time.monotonic() - start
     if process.returncode != 0:
         raise SystemExit(f"reference run failed:\n{err[-3000:]}")
-    return rows(work / "f" / "f_s0"), (began or 0.0, seconds)
+    if len(row_times) != args.epochs:
+        raise SystemExit(f"reference run: saw {len(row_times)} rows appear, not {args.epochs}")
+    return rows(run_dir), {"began": began or 0.0, "seconds": seconds, "row_times": row_times}
 
 
 def failed_write(args) -> dict:
@@ -308,16 +320,20 @@ def main() -> None:
         if count <= 0:
             continue
         reference, seconds = reference_run(args, cpu)
+        # Kill moments spread evenly over the epochs: one draw in each of `count` slices.
+        moments = [(i + rng.random()) * args.epochs / count for i in range(count)]
+        rng.shuffle(moments)
         trials = []
         for i in range(count):
             if time.monotonic() > deadlines[cpu]:
                 break
             during_write = rng.random() < args.write_share
-            trials.append(trial(i, args, cpu, reference, seconds, during_write, rng))
+            trials.append(trial(i, args, cpu, reference, seconds, during_write, moments[i]))
             t = trials[-1]
-            print(f"cpu {cpu} trial {i}: killed at {t['killed_at_s']} s, logged "
-                  f"{t['epochs_logged_at_kill']}, resumed from {t['resumed_from']}, "
-                  f"write hit {t['hit_write']}, ok {t['ok']}", flush=True)
+            print(f"cpu {cpu} trial {i}: u {t['target_epochs']}, killed at {t['killed_at_s']} s, "
+                  f"logged {t['epochs_logged_at_kill']}, resumed from {t['resumed_from']}, "
+                  f"write hit {t['hit_write']}, survivors {t['survivors']}, ok {t['ok']}",
+                  flush=True)
         report["groups"][f"cpu{cpu}"] = summarize(trials, count, seconds, args)
         report["groups"][f"cpu{cpu}"]["trials"] = trials
     report["seconds"] = round(time.monotonic() - start, 1)
@@ -332,7 +348,12 @@ def summarize(trials: list[dict], planned: int, seconds: float, args) -> dict:
 
     return {
         "planned": planned, "run": len(trials),
-        "reference_training_window_s": [round(seconds[0], 1), round(seconds[1], 1)],
+        "reference_training_window_s": [round(seconds["began"], 1),
+                                        round(seconds["seconds"], 1)],
+        "reference_row_times_s": [round(t, 2) for t in seconds["row_times"]],
+        # how many rows were logged when the kill came: 0 .. epochs (epochs = after the last)
+        "kills_by_rows_logged": [sum(t["epochs_logged_at_kill"] == n for t in trials)
+                                 for n in range(args.epochs + 1)],
         "ok": count("ok"), "resumes_completed": count("exit", 0),
         "resumed_from_checkpoint": count("action", "resume"),
         "killed_before_first_checkpoint": count("action", "fresh run (no checkpoint yet)"),

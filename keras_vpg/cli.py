@@ -282,7 +282,7 @@ def _resume(args: argparse.Namespace) -> None:
     The run's settings (backend, process count, callbacks) come from its
     ``config.json`` unless given as flags; ``--epochs`` (if given) is the new total.
     """
-    run_dir = Path(args.resume)
+    run_dir = args.run_dir = Path(args.resume)  # args.run_dir: for a failed write
     _select_backend(args)
     _check_tensorboard(args)
     _mpi_fork(args)
@@ -351,7 +351,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     rank0 = mpi.proc_id() == 0
     summaries = []
     for _, seed in runs:
-        run_dir = run_dir_of(args, seed)
+        run_dir = args.run_dir = run_dir_of(args, seed)  # args.run_dir: for a failed write
         if rank0:
             print(f"keras-vpg: training {args.env} seed {seed} on {keras.backend.backend()} "
                   f"({args.backend_note}{mpi.num_procs()} process(es)) -> {run_dir}",
@@ -644,6 +644,24 @@ def _select_backend(args: argparse.Namespace) -> None:
                              else "Keras's default tensorflow is not installed; ")
 
 
+def _usable_checkpoint(args: argparse.Namespace) -> str:
+    """After a failed write in a training: the checkpoint a ``--resume`` would start from."""
+    run_dir = getattr(args, "run_dir", None)
+    if args.command != "train" or run_dir is None:  # test-policy/export: their own run_dir
+        return ""
+    import warnings
+
+    from keras_vpg import checkpoint
+
+    with warnings.catch_warnings():  # a damaged newer checkpoint: skipped silently here
+        warnings.simplefilter("ignore")
+        latest = checkpoint.latest_checkpoint(run_dir)
+    if latest is None:
+        return f"; {run_dir} has no usable checkpoint yet"
+    return (f"; the newest usable checkpoint is {latest} "
+            f"(keras-vpg train --resume {run_dir} continues from it)")
+
+
 COMMANDS = {
     "train": (cmd_train, add_train_arguments, True,
               "train a policy (one run per seed)",
@@ -753,7 +771,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CLIError, OSError) as error:  # OSError: a full disk, a read-only directory
         if debug:
             traceback.print_exc()
-        print(f"keras-vpg {args.command}: error: {error}", file=sys.stderr)
+        usable = "" if isinstance(error, CLIError) else _usable_checkpoint(args)
+        print(f"keras-vpg {args.command}: error: {error}{usable}", file=sys.stderr)
         return 2 if isinstance(error, CLIError) else 1
     except KeyboardInterrupt as error:
         from keras_vpg.interrupt import Interrupted, exit_status

@@ -9,8 +9,12 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 import traceback
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -281,17 +285,61 @@ def mpi_fork(
 
     Does nothing when ``n <= 1`` or when already running under MPI. ``hostfile``
     and ``extra_args`` go to :func:`mpirun_command` (machines to run on, more
-    ``mpirun`` arguments).
+    ``mpirun`` arguments). The ranks on this machine exit when the launcher is killed
+    (:func:`_watch_launcher`).
     """
+    if os.environ.get("IN_MPI"):
+        _watch_launcher()
     if n <= 1 or os.environ.get("IN_MPI") or num_procs() > 1:
         return
     env = dict(os.environ, IN_MPI="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    launcher = _process_start(os.getpid())
+    if launcher is not None:
+        env[LAUNCHER_ENV] = f"{socket.gethostname()}:{os.getpid()}:{launcher}"
     # The interpreter's own arguments keep ``-m package`` intact.
     program = list(getattr(sys, "orig_argv", [sys.executable, *sys.argv])[1:])
     if not program or program[0] == "-c":
         raise RuntimeError("mpi_fork needs a script or module to re-launch, not python -c")
     command = mpirun_command(n, hostfile, extra_args, env) + [sys.executable, *program]
     sys.exit(subprocess.call(command, env=env))
+
+
+#: Set by :func:`mpi_fork` for its ranks: ``"<host>:<pid>:<start time>"`` of the launcher.
+LAUNCHER_ENV = "KERAS_VPG_LAUNCHER"
+_watching = False
+
+
+def _process_start(pid: int) -> str | None:
+    """The start time of a live process (Linux ``/proc``), ``None`` if gone, a zombie or unknown."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] in "ZX" else fields[19]
+
+
+def _watch_launcher() -> None:
+    """In a rank launched by :func:`mpi_fork` on this machine: die with the launcher.
+
+    mpirun starts each rank in a process group of its own, so a ``kill -9`` of the
+    launcher's group (or of the launcher alone) would leave the ranks training on; a
+    thread checks twice a second that the launcher (its pid and start time) still runs,
+    else kills this rank the same way (at once if it is gone already). Ranks on other
+    machines are not watched.
+    """
+    global _watching
+    host, pid, start = (os.environ.get(LAUNCHER_ENV, "").split(":") + ["", "", ""])[:3]
+    if _watching or host != socket.gethostname() or not pid.isdigit():
+        return
+    _watching = True
+
+    def watch() -> None:
+        while _process_start(int(pid)) == start:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="keras-vpg-launcher-watch", daemon=True).start()
 
 
 @contextlib.contextmanager

@@ -36,10 +36,23 @@ AGNOSTIC_MODULES = {
 }
 
 
+#: Modules whose every test runs child processes that import Keras (README and docs pages'
+#: commands, examples, thread settings, signals, the shipped policies): marker ``slow``, out
+#: of the quick subset (``pytest -m "not slow and not mpi"``). Single slow tests elsewhere
+#: carry ``@pytest.mark.slow``.
+SLOW_MODULES = {
+    "test_docs.py", "test_readme.py", "test_examples.py", "test_threads.py",
+    "test_cli_second_contact.py", "test_interrupt.py", "test_tensorboard_extra.py",
+    "test_saved_models.py",
+}
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.path.name in AGNOSTIC_MODULES:
             item.add_marker(pytest.mark.agnostic)
+        if item.path.name in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
 
 
 class Child:

@@ -104,28 +104,43 @@ def test_a_regularized_layer_is_refused_not_ignored(net):
         keras_vpg.ActorCritic(nets["pi_net"], nets["v_net"], gym.spaces.Discrete(2))
 
 
+@pytest.mark.slow
 def test_keras_round_trip_in_fresh_processes_on_every_backend(tmp_path):
+    """Saved on this backend (tox runs the module once per backend: every pair), loaded here
+    and in one fresh process per other backend, which reads both policies."""
+    obs = np.random.default_rng(1).normal(size=(6, 3, 4)).astype("float32")
+    np.save(tmp_path / "obs.npy", obs)
+    expected = {}
     for space, tag in ((BOX, "box"), (DISCRETE, "discrete")):
         ac = make(space, normalize_obs=True)
         ac.obs_normalizer.update(np.full((3, 4), 5.0), np.full((3, 4), 30.0), 2.0)
-        path = tmp_path / f"{tag}.keras"
-        ac.save(path)
-        obs = np.random.default_rng(1).normal(size=(6, 3, 4)).astype("float32")
-        np.save(tmp_path / "obs.npy", obs)
-        expected = ac.act(obs, deterministic=True)
-        values = ac.v(obs)
-        code = (
-            "import json, keras, numpy as np, keras_vpg\n"
-            f"ac = keras.saving.load_model({str(path)!r})\n"
-            f"obs = np.load({str(tmp_path / 'obs.npy')!r})\n"
-            "print(json.dumps([ac.act(obs, deterministic=True).tolist(), ac.v(obs).tolist(),"
-            " type(ac).__name__]))\n"
-        )
-        for backend in BACKENDS:
+        ac.save(tmp_path / f"{tag}.keras")
+        expected[tag] = (ac.act(obs, deterministic=True), ac.v(obs))
+    code = (
+        "import json, keras, numpy as np, keras_vpg\n"
+        f"obs = np.load({str(tmp_path / 'obs.npy')!r})\n"
+        "out = {}\n"
+        "for tag in ('box', 'discrete'):\n"
+        f"    ac = keras.saving.load_model({str(tmp_path)!r} + f'/{{tag}}.keras')\n"
+        "    out[tag] = [ac.act(obs, deterministic=True).tolist(), ac.v(obs).tolist(),"
+        " type(ac).__name__]\n"
+        "print(json.dumps(out))\n"
+    )
+    here = keras.backend.backend()
+    for backend in BACKENDS:
+        if backend == here:  # the same backend: loaded in this process
+            out = {}
+            for tag in expected:
+                ac = keras.saving.load_model(tmp_path / f"{tag}.keras")
+                out[tag] = [ac.act(obs, deterministic=True), ac.v(obs), type(ac).__name__]
+        else:
             out = json.loads(run_python(code, backend).strip().splitlines()[-1])
-            np.testing.assert_allclose(out[0], expected, rtol=1e-5, atol=1e-6, err_msg=backend)
-            np.testing.assert_allclose(out[1], values, rtol=1e-5, atol=1e-5, err_msg=backend)
-            assert out[2] == "MLPActorCritic"
+        for tag, (actions, values) in expected.items():
+            np.testing.assert_allclose(out[tag][0], actions, rtol=1e-5, atol=1e-6,
+                                       err_msg=f"{tag} on {backend}")
+            np.testing.assert_allclose(out[tag][1], values, rtol=1e-5, atol=1e-5,
+                                       err_msg=f"{tag} on {backend}")
+            assert out[tag][2] == "MLPActorCritic"
 
 
 def test_truncated_keras_file_raises_a_clear_error(tmp_path):

@@ -95,6 +95,7 @@ def test_an_epoch_without_finished_episodes_logs_nan(tmp_path):
     assert np.isfinite(history.history["LossV"]).all()
 
 
+@pytest.mark.slow
 def test_same_seed_same_progress_different_seed_differs(tmp_path):
     def run(seed, name):
         agent = keras_vpg.VPG(cartpole, seed=seed, steps_per_epoch=300, train_v_iters=3,
@@ -222,6 +223,7 @@ def record_value_step_threads(agent, threads):
     agent.trainer.update_value = recorded
 
 
+@pytest.mark.slow
 def test_overlapped_value_steps_give_the_sequential_results(tmp_path):
     # The value steps of epoch k run in a background thread while epoch k + 1 is
     # collected (the last epoch's have nothing to overlap): same numbers as one
@@ -278,6 +280,7 @@ def value_steps_done_after_collecting(agent):
 
 # An epoch whose value steps overlap the next collection ends once that collection is
 # done, however early the steps finish: all of epoch 2's rows are kept either way.
+@pytest.mark.slow
 @pytest.mark.parametrize("when, rows_kept", [
     (value_steps_done_before_collecting, "all"),
     (value_steps_done_after_collecting, "all"),

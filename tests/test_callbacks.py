@@ -42,6 +42,7 @@ def plain_episode_return(model, seed: int) -> tuple[float, int]:
     return total, length
 
 
+@pytest.mark.slow
 def test_eval_callback_columns_history_and_best_model(tmp_path, tiny_vpg_kwargs):
     best = tmp_path / "best_model.keras"
     seen_by_earlier_callback = []
@@ -173,6 +174,7 @@ def test_tensorboard_logger_writes_every_column_against_env_steps(writer, tmp_pa
     assert sorted(read_scalars(tmp_path / "epochs")["LossV"]) == [1, 2]
 
 
+@pytest.mark.slow
 def test_tensorboard_logger_without_tensorflow_uses_tensorboardx(tmp_path):
     pytest.importorskip("tensorboardX")
     code = (

@@ -90,6 +90,7 @@ def test_round_trip_is_bit_exact(env_fn, schedule, tmp_path):
         assert restored_streams[key] == streams[key], key
 
 
+@pytest.mark.slow
 def test_resume_from_a_middle_checkpoint_logs_every_epoch_once(tmp_path):
     run = tmp_path / "run"
     make_agent(run).fit(epochs=6, verbose=0)
@@ -106,6 +107,7 @@ def test_resume_from_a_middle_checkpoint_logs_every_epoch_once(tmp_path):
     assert int(keras.ops.convert_to_numpy(iterations[0])) == 6 * 3  # train_v_iters per epoch
 
 
+@pytest.mark.slow
 def test_two_resumes_from_one_checkpoint_are_identical(tmp_path):
     run = tmp_path / "run"
     make_agent(run).fit(epochs=2, verbose=0)
@@ -121,6 +123,7 @@ def test_two_resumes_from_one_checkpoint_are_identical(tmp_path):
     assert copies[0][2]["LossV"] != copies[0][3]["LossV"]
 
 
+@pytest.mark.slow
 def test_resume_run_finishes_to_the_total_and_then_does_nothing(tmp_path, capsys):
     run = tmp_path / "run"
     make_agent(run).fit(epochs=3, verbose=0)
@@ -131,6 +134,7 @@ def test_resume_run_finishes_to_the_total_and_then_does_nothing(tmp_path, capsys
     assert len(progress(run)) == 5
 
 
+@pytest.mark.slow
 def test_only_the_last_keep_checkpoints_are_kept(tmp_path):
     run = tmp_path / "run"
     make_agent(run, save_freq=1, keep_checkpoints=2).fit(epochs=4, verbose=0)
@@ -140,6 +144,7 @@ def test_only_the_last_keep_checkpoints_are_kept(tmp_path):
     assert [e for e, _ in list_checkpoints(tmp_path / "default")] == [2, 3, 4]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["truncate_arrays", "truncate_state", "missing_arrays"])
 def test_a_damaged_newest_checkpoint_is_skipped_for_the_previous(damage, tmp_path):
     run = tmp_path / "run"
@@ -205,6 +210,7 @@ def test_nan_in_the_gradient_stops_training_and_keeps_the_last_checkpoint(tmp_pa
     assert restored.epoch == 2 and not _non_finite_weights(restored.ac)
 
 
+@pytest.mark.slow
 def test_a_new_run_moves_an_old_run_aside(tmp_path):
     run = tmp_path / "run"
     make_agent(run).fit(epochs=2, verbose=0)

@@ -112,6 +112,7 @@ def test_train_ends_with_one_summary_per_run_and_the_next_commands(trained):
         assert f"keras-vpg {command}" in next_steps
 
 
+@pytest.mark.slow
 def test_test_policy_prints_a_summary_and_episodes_when_verbose(trained):
     cwd, _ = trained
     result = keras_vpg_cli("test-policy", "data/cp/cp_s0", "--episodes", "3", "--norender",
@@ -134,6 +135,7 @@ def test_plot_writes_a_png(trained):
         assert name in result.stdout
 
 
+@pytest.mark.slow
 def test_export_saved_model(trained):
     cwd, _ = trained
     result = keras_vpg_cli("export", "data/cp/cp_s1", "--out", "serving", cwd=cwd)

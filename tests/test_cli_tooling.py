@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import os
 import signal
 import subprocess
@@ -47,15 +48,17 @@ def test_grid_variants_name_runs_the_spinning_up_way():
 
 
 @pytest.mark.slow
-def test_a_grid_of_two_values_by_two_seeds_runs_two_at_a_time(tmp_path):
-    result = keras_vpg("train", *TINY, "--epochs", "2", "--exp-name", "g", "--pi-lr", "3e-4",
+def test_a_grid_from_the_command_line_names_each_run_and_sums_them_up(tmp_path):
+    """Two values by two seeds with --parallel 2: a directory per run and a summary row each
+    (that two run at a time is test_grid.py's business, on the same grid.run)."""
+    result = keras_vpg("train", *TINY, "--epochs", "1", "--exp-name", "g", "--pi-lr", "3e-4",
                        "1e-3", "--seed", "0", "10", "--parallel", "2", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     expected = [tmp_path / "data" / f"g_pi{lr}" / f"g_pi{lr}_s{seed}"
                 for lr in ("0-0003", "0-001") for seed in (0, 10)]
     for run_dir in expected:
         rows = read_progress(run_dir / "progress.txt")
-        assert [r["Epoch"] for r in rows] == ["0", "1"], run_dir
+        assert [r["Epoch"] for r in rows] == ["0"], run_dir
         assert str(run_dir.relative_to(tmp_path)) in result.stdout  # the summary table
     assert "AverageEpRet" in result.stdout and "ok" in result.stdout
 
@@ -100,7 +103,10 @@ def test_config_that_does_not_exist_is_one_line(tmp_path):
     assert "config.json" in result.stderr
 
 
-@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+# SIGTERM (what a batch scheduler sends) through the command line; both signals, on every
+# backend, with the checkpoint's contents checked: test_interrupt.py.
+@pytest.mark.slow
+@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143)])
 def test_train_stops_on_a_signal_and_resume_finishes_the_run(signum, status, tmp_path):
     run_dir = tmp_path / "data" / "s" / "s_s0"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
@@ -135,3 +141,31 @@ def test_train_stops_on_a_signal_and_resume_finishes_the_run(signum, status, tmp
     assert [int(r["Epoch"]) for r in rows] == list(range(done + 2))
     assert [int(float(r["TotalEnvInteracts"])) for r in rows] == [
         2000 * (i + 1) for i in range(done + 2)]
+
+
+def test_a_failed_checkpoint_write_is_one_line_naming_the_checkpoint_still_usable(
+        tmp_path, monkeypatch, capsys):
+    """A full disk at the second checkpoint: exit 1, one line that says which checkpoint a
+    --resume starts from (the first, still readable), no traceback."""
+    from keras_vpg import checkpoint
+
+    real, epochs = checkpoint.write_checkpoint, []
+
+    def full_disk(run_dir, epoch, *args, **kwargs):
+        epochs.append(epoch)
+        if len(epochs) == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(run_dir, epoch, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "write_checkpoint", full_disk)
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["train", *TINY, "--epochs", "4", "--save-freq", "1", "--hid", "8",
+                     "--exp-name", "full", "--data-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    run_dir = tmp_path / "full" / "full_s0"
+    usable = run_dir / "checkpoints" / "ckpt_1"
+    assert code == 1 and epochs == [1, 2] and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        f"keras-vpg train: error: [Errno {errno.ENOSPC}] {os.strerror(errno.ENOSPC)}; the newest "
+        f"usable checkpoint is {usable} (keras-vpg train --resume {run_dir} continues from it)")
+    checkpoint.read_checkpoint(usable)  # and it reads

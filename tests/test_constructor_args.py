@@ -58,8 +58,16 @@ INVALID = [
 ]
 
 
+def _case_id(kwargs: dict) -> str:
+    """``name=value``; a function by its name (its repr's address differs between processes,
+    and pytest-xdist's workers must collect the same ids)."""
+    name, value = next(iter(kwargs.items()))
+    return f"{name}={value.__name__}" if callable(value) and hasattr(value, "__name__") else (
+        f"{name}={value!r}")
+
+
 @pytest.mark.parametrize("kwargs, error, message", INVALID,
-                         ids=[f"{next(iter(k))}={k[next(iter(k))]!r}" for k, _, _ in INVALID])
+                         ids=[_case_id(k) for k, _, _ in INVALID])
 def test_invalid_argument_names_the_parameter(kwargs, error, message, tmp_path):
     kwargs = dict(kwargs)
     env_fn = kwargs.pop("env_fn", cartpole)

@@ -74,6 +74,7 @@ print("ok")
     assert result.stderr == ""
 
 
+@pytest.mark.slow
 def test_first_use_falls_back_to_jax_with_a_notice(machine, tmp_path):
     code = "import keras_vpg; keras_vpg.VPG; import keras; print(keras.backend.backend())"
     result = run(machine, ["-c", code], tmp_path)
@@ -111,6 +112,7 @@ def trained(machine, tmp_path_factory):
     return cwd, result
 
 
+@pytest.mark.slow
 def test_train_runs_on_the_installed_backend_and_says_what_next(trained):
     cwd, result = trained
     # The fallback is said once, in the line naming the backend, not on stderr.
@@ -138,6 +140,7 @@ def test_plot_works_without_importing_keras(machine, trained):
     assert (cwd / "cp.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_test_policy_prints_a_summary(machine, trained):
     cwd, _ = trained
     result = cli(machine, "test-policy", "data/cp/cp_s0", "--norender", "--episodes", "5",
@@ -157,6 +160,7 @@ def test_requested_missing_backend_is_a_one_line_error(machine, tmp_path):
     assert_one_line_error(result, "KERAS_BACKEND", 'pip install "keras-vpg[tensorflow]"')
 
 
+@pytest.mark.slow
 def test_export_without_tensorflow_names_the_extra(machine, trained):
     cwd, _ = trained
     result = cli(machine, "export", "data/cp/cp_s0", cwd=cwd)
@@ -175,6 +179,7 @@ def test_user_errors_are_one_line(machine, tmp_path, args, message):
     assert_one_line_error(cli(machine, *args, cwd=tmp_path), message)
 
 
+@pytest.mark.slow
 def test_tensorboard_without_its_extra_is_one_line_before_training(machine, tmp_path):
     result = cli(machine, "train", "--env", "CartPole-v1", "--epochs", "1",
                  "--steps-per-epoch", "100", "--tensorboard", cwd=tmp_path)
@@ -188,6 +193,7 @@ def test_debug_shows_the_traceback(machine, tmp_path):
     assert result.returncode == 2 and "Traceback" in result.stderr
 
 
+@pytest.mark.slow
 def test_keras_then_keras_vpg_loads_a_saved_policy(machine, trained):
     # Keras imported first picks its backend itself (here KERAS_BACKEND); importing
     # keras_vpg afterwards registers its classes with Keras's loader.

@@ -33,6 +33,7 @@ def test_progress_matches_the_golden_file(case, tmp_path):
     assert make_golden.compare_progress(golden.read_text(), got) == []
 
 
+@pytest.mark.slow  # checks the comparison itself; the golden runs above stay quick
 @pytest.mark.parametrize("change", [dict(gamma=0.98), dict(train_v_iters=4), dict(lam=0.9)])
 def test_a_change_of_the_maths_fails_the_comparison(change, tmp_path):
     # The tolerance must not hide a real change: other gamma, lambda or value steps.

@@ -90,6 +90,7 @@ def test_bad_grids_are_named(setup, error, message, tmp_path):
         grid.experiments(keras_vpg.vpg, data_dir=str(tmp_path))
 
 
+@pytest.mark.slow
 def test_a_grid_of_two_values_by_two_seeds_runs_two_at_a_time(tmp_path, capsys):
     events = tmp_path / "events.log"  # "start PID" / "end PID" lines, in the order they happened
 

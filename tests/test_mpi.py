@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -151,3 +153,51 @@ def test_sigterm_to_one_rank_stops_every_rank_and_the_run_resumes(backend, tmp_p
     assert f"RESUMED {epoch + 2}" in result.stdout
     rows = (run / "progress.txt").read_text().splitlines()[1:]
     assert [int(r.split("\t")[0]) for r in rows] == list(range(epoch + 2))
+
+
+def _session_processes(sid: int) -> list[int]:
+    """Live (not zombie) processes of session ``sid``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == sid and fields[0] not in "ZX":
+                found.append(int(entry))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+def test_ranks_exit_when_the_cpu_launcher_is_killed(tmp_path):
+    """``kill -9`` of the `keras-vpg train --cpu 2` process alone (as the OOM killer does)
+    must not leave mpirun and its ranks training on (mpirun starts each rank in a process
+    group of its own, so a group kill does not reach them either)."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("IN_MPI", None)
+    command = [sys.executable, "-m", "keras_vpg", "train", "--env", "CartPole-v1", "--epochs",
+               "500", "--steps-per-epoch", "400", "--hid", "16", "--exp-name", "k",
+               "--verbose", "0", "--backend", "jax", "--cpu", "2"]
+    launcher = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        progress = tmp_path / "data" / "k" / "k_s0" / "progress.txt"
+        for _ in range(3000):  # the ranks are training once rank 0 logged an epoch
+            if progress.exists() or launcher.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert launcher.poll() is None and progress.exists(), "the run did not start training"
+        assert len(_session_processes(launcher.pid)) >= 3  # launcher, mpirun, 2 ranks
+        os.kill(launcher.pid, signal.SIGKILL)  # the launcher only: mpirun survives it
+        launcher.wait(timeout=30)
+        for _ in range(600):  # the ranks notice within a second; wait at most a minute
+            left = _session_processes(launcher.pid)
+            if not left:
+                break
+            time.sleep(0.1)
+        assert not left, f"processes left running after kill -9 of the launcher: {left}"
+    finally:
+        for pid in _session_processes(launcher.pid):
+            os.kill(pid, signal.SIGKILL)
+        launcher.wait(timeout=30)

@@ -84,6 +84,7 @@ def test_torch_fused_value_steps_fall_back_to_keras_under_a_schedule(tmp_path):
     assert int(keras.ops.convert_to_numpy(scheduled.trainer.vf_optimizer.iterations)) == 8
 
 
+@pytest.mark.slow
 def test_config_json_round_trip_reproduces_the_run(tmp_path):
     pi_lr = schedules.ExponentialDecay(3e-3, decay_steps=2, decay_rate=0.7)
     kwargs = dict(steps_per_epoch=300, train_v_iters=3, ac_kwargs=dict(hidden_sizes=(16, 8)),

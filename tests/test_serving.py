@@ -27,6 +27,7 @@ def make_ac(space):
     return ac
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("space", sorted(SPACES))
 def test_saved_model_serves_without_keras_vpg(space, tmp_path):
     ac = make_ac(space)
@@ -59,6 +60,7 @@ print(json.dumps(out))
     assert all(space_obj.contains(np.asarray(a, space_obj.dtype)) for a in samples)
 
 
+@pytest.mark.slow
 def test_onnx_export_matches_deterministic_action(tmp_path):
     import onnxruntime as ort  # the onnx extra, part of keras-vpg[all]
 
