@@ -5,6 +5,8 @@ The figure is read back through matplotlib (the lines' labels and data) at savef
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -40,6 +42,7 @@ def plotted(monkeypatch, runs, *options):
                           for line in axes.get_lines() if not line.get_label().startswith("_")}
         legend = axes.get_legend()
         seen["legend"] = [] if legend is None else [t.get_text() for t in legend.get_texts()]
+        Path(args[0]).write_bytes(b"")  # the temporary file plot's atomic write renames
 
     monkeypatch.setattr(matplotlib.figure.Figure, "savefig", savefig)
     status = cli.main(["plot", str(runs / "exp-a"), str(runs / "exp-b"), "--out",
