@@ -50,8 +50,8 @@ from keras_vpg.files import atomic_write
 from keras_vpg.interrupt import Interrupted, StopOnSignals, print_line
 from keras_vpg.logger import EpochLogger, ProgressBar, resuming
 from keras_vpg.rollout import EpochRollout, RolloutCollector, make_vector_env
-from keras_vpg.sampling import PolicySampler, fast_paths_enabled
 from keras_vpg.trainers import UPDATE_METRICS, compat, configure_threads, get_trainer
+from keras_vpg.trainers.numpy_policy import PolicySampler
 
 LearningRate = keras.optimizers.schedules.LearningRateSchedule
 
@@ -152,7 +152,7 @@ class VPG:
         share no variables.
     fast_paths : bool or None
         Use the fast paths: numpy sampling of plain-MLP policies (see
-        :mod:`keras_vpg.sampling`), PyTorch's TorchScript value steps and plain-torch
+        :mod:`keras_vpg.trainers.numpy_policy`), PyTorch's TorchScript value steps and plain-torch
         MLP calls, JAX's compiler options for small calls. ``False`` runs plain
         Keras on every backend. ``None``: on unless ``KERAS_VPG_FAST_PATHS=0``.
         Which sampler a run used is recorded in ``config.json`` (``"sampler"``).
@@ -252,9 +252,9 @@ class VPG:
             keras.optimizers.Adam(learning_rate=config.vf_lr),
             config.train_v_iters,
             allreduce=mpi.allreduce_mean if self.num_procs > 1 else None,
-            fast_paths=fast_paths_enabled(config.fast_paths),
+            fast_paths=config.fast_paths,
         )
-        self.sampler = PolicySampler(self.ac, self.trainer, self.trainer.fast_paths)
+        self.sampler = PolicySampler(self.ac, self.trainer)
         self.buffer = VPGBuffer(
             observation_space.shape,
             action_space.shape,

@@ -88,7 +88,7 @@ class RolloutCollector:
     ----------
     envs : gymnasium.vector.VectorEnv
         Made by :func:`make_vector_env` (``SAME_STEP`` autoreset).
-    sampler : keras_vpg.sampling.PolicySampler
+    sampler : keras_vpg.trainers.numpy_policy.PolicySampler
         ``begin()``, ``sample(obs (N, *O)) -> (action, logp (N,))`` (numpy), ``end()``.
     buffer : VPGBuffer
     seed : int

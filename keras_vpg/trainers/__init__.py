@@ -11,6 +11,7 @@ at its first XLA compilation) calls it itself, right after importing keras_vpg.
 from __future__ import annotations
 
 import importlib
+import os
 
 import keras
 
@@ -24,11 +25,16 @@ from keras_vpg.trainers.base import (
 )
 
 _MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+#: Environment variable: ``0`` turns keras-vpg's fast paths off (the plain Keras paths run).
+FAST_PATHS_ENV = "KERAS_VPG_FAST_PATHS"
 
 #: Whether :func:`configure_threads` has run in this process (it acts once).
 _configured = False
 
-__all__ = ["UPDATE_METRICS", "Allreduce", "Trainer", "configure_threads", "get_trainer"]
+__all__ = [
+    "UPDATE_METRICS", "Allreduce", "Trainer", "configure_threads", "fast_paths_enabled",
+    "get_trainer",
+]
 
 
 def configure_threads() -> dict[str, str]:
@@ -75,9 +81,28 @@ def configure_threads() -> dict[str, str]:
     return dict(APPLIED_SETTINGS)
 
 
+def fast_paths_enabled(requested: bool | None = None) -> bool:
+    """``requested`` if given, else ``KERAS_VPG_FAST_PATHS`` (unset or ``1``: on; ``0``: off).
+
+    Raises
+    ------
+    ValueError
+        If the variable is set to anything but ``0`` or ``1``.
+    """
+    if requested is not None:
+        return bool(requested)
+    text = os.environ.get(FAST_PATHS_ENV, "").strip()
+    if text not in ("", "0", "1"):
+        raise ValueError(f"{FAST_PATHS_ENV} must be 0 or 1, got {text!r}")
+    return text != "0"
+
+
 def get_trainer(ac, pi_optimizer, vf_optimizer, train_v_iters, allreduce=None,
-                fast_paths: bool = True) -> Trainer:
-    """The :class:`Trainer` of the active Keras backend (``fast_paths``: see :class:`Trainer`)."""
+                fast_paths: bool | None = None) -> Trainer:
+    """The :class:`Trainer` of the active Keras backend.
+
+    ``fast_paths``: see :class:`Trainer`; ``None`` reads :func:`fast_paths_enabled`.
+    """
     backend = keras.backend.backend()
     if backend not in _MODULES:
         raise RuntimeError(
@@ -86,4 +111,4 @@ def get_trainer(ac, pi_optimizer, vf_optimizer, train_v_iters, allreduce=None,
         )
     module = importlib.import_module(f"keras_vpg.trainers.{_MODULES[backend]}")
     return module.BackendTrainer(ac, pi_optimizer, vf_optimizer, train_v_iters, allreduce,
-                                 fast_paths=fast_paths)
+                                 fast_paths=fast_paths_enabled(fast_paths))

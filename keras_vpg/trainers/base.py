@@ -152,7 +152,7 @@ class Trainer:
         """Sample actions for a batch of observations ``(B, *O)`` with the backend's call.
 
         Returns numpy ``(action (B, ...), logp (B,))``. Collection goes through
-        :class:`keras_vpg.sampling.PolicySampler`, which uses this path unless the
+        :class:`keras_vpg.trainers.numpy_policy.PolicySampler`, which uses this path unless the
         numpy MLP path applies.
         """
         raise NotImplementedError

@@ -1,7 +1,7 @@
 """JAX trainer: ``jit`` over stateless calls; the value loop is a ``lax.fori_loop``.
 
 Plain-MLP policies are sampled in numpy during collection
-(:mod:`keras_vpg.sampling`). Other models use the jitted sampling call, whose
+(:mod:`keras_vpg.trainers.numpy_policy`). Other models use the jitted sampling call, whose
 speed at batch 1-8 on CPU is set by XLA's CPU runtime rather than the arithmetic:
 
 - ``jax_cpu_enable_async_dispatch`` off (set by :func:`configure_threads`

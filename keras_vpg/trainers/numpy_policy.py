@@ -1,10 +1,17 @@
-"""Sampling from a plain-MLP policy in numpy, on weights read once per collection chunk.
+"""The sampler collection uses, and its fast path: a plain-MLP policy sampled in numpy.
 
-At one observation per call, a framework's fixed cost per call is most of a
-small policy's time (figures in ``benchmarks/README.md``). Only models made of
-Flatten and Dense layers with a known activation qualify (:func:`mlp_layers`),
-and only when the numpy forward pass matches the model on numbers; anything
-else keeps its backend's compiled call.
+Collection needs only the policy's actions and log-probs. :class:`PolicySampler`
+chooses once per agent between two paths, recorded in ``config.json`` (``"sampler"``):
+
+- ``"numpy-mlp"``: plain-MLP policies sampled in numpy on weights read once per
+  chunk of collection (:class:`NumpyPolicySampler`). At one observation per call, a
+  framework's fixed cost per call is most of a small policy's time (figures in
+  ``benchmarks/README.md``). Only models made of Flatten and Dense layers with a
+  known activation qualify (:func:`mlp_layers`), and only when the numpy forward
+  pass matches the model on numbers;
+- ``"<backend>-compiled"``: the backend trainer's compiled batched call
+  (``Trainer.sample``), for every other model, or when fast paths are off
+  (``VPG(fast_paths=False)`` or ``KERAS_VPG_FAST_PATHS=0``).
 """
 
 from __future__ import annotations
@@ -171,3 +178,44 @@ class NumpyPolicySampler:
             x = x @ kernel if bias is None else x @ kernel + bias
             x = x if activation is None else activation(x)
         return x
+
+
+class PolicySampler:
+    """``(action, logp)`` for a batch of observations, from the current policy.
+
+    The path is chosen once, here: :attr:`begin`, :attr:`sample` and :attr:`end`
+    are the chosen sampler's own methods, so collection calls them directly.
+
+    Parameters
+    ----------
+    ac : ActorCritic
+    trainer : keras_vpg.trainers.Trainer
+        Its compiled ``sample`` (with ``begin_collection``/``end_collection``) is
+        the path when numpy does not apply; its ``fast_paths`` says whether the
+        numpy path may be used.
+
+    Attributes
+    ----------
+    begin : callable
+        ``() -> None``, before a run of :attr:`sample` calls: reads the policy's
+        current weights.
+    sample : callable
+        ``obs (B, *O) -> (action (B, ...), logp (B,))``, numpy in and out.
+    end : callable
+        ``() -> None``, after the run: drops cached weights, writes cached state
+        (the seed) back.
+    numpy : NumpyPolicySampler or None
+        The numpy sampler, when it applies.
+    path : str
+        ``"numpy-mlp"`` or ``"<backend>-compiled"``.
+    """
+
+    def __init__(self, ac: ActorCritic, trainer):
+        self.numpy = NumpyPolicySampler.for_model(ac) if trainer.fast_paths else None
+        if self.numpy is not None:
+            self.path = "numpy-mlp"
+            self.begin, self.sample, self.end = self.numpy.begin, self.numpy.sample, self.numpy.end
+        else:
+            self.path = f"{keras.backend.backend()}-compiled"
+            self.begin, self.sample = trainer.begin_collection, trainer.sample
+            self.end = trainer.end_collection

@@ -6,7 +6,7 @@
 - One packed ``uint32`` sampling output (action and log-prob bit-cast and
   concatenated): one device-to-host copy instead of two.
 - Plain-MLP policies are sampled in numpy during collection
-  (:mod:`keras_vpg.sampling`): a TensorFlow call's fixed cost dominates a small
+  (:mod:`keras_vpg.trainers.numpy_policy`): a TensorFlow call's fixed cost dominates a small
   policy at a few observations per call.
 
 The value steps overlap with the next collection (:meth:`BackendTrainer.overlaps_with`)

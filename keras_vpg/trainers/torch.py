@@ -2,7 +2,7 @@
 
 Keras layers called eagerly dispatch each op through ``keras.ops``, which costs
 more per env step than the network's arithmetic; plain-MLP policies are
-therefore sampled in numpy during collection (:mod:`keras_vpg.sampling`), and
+therefore sampled in numpy during collection (:mod:`keras_vpg.trainers.numpy_policy`), and
 values of MLP value functions, and the value regression, run as plain ``torch``
 ops (``addmm`` + activation per Dense layer) on the Keras variables' own
 storage. Other models keep the Keras path.
