@@ -35,3 +35,19 @@ def test_a_missing_hostfile_is_one_line(tmp_path):
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert "nowhere.txt" in done.stderr
+
+
+def test_the_hostfile_slots_bind_the_cli_run(tmp_path):
+    # Without the hostfile, mpirun oversubscribes this machine and the run succeeds: a
+    # refusal for lack of slots shows the hostfile reached mpirun.
+    (tmp_path / "hosts.txt").write_text("localhost slots=1\n")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("IN_MPI", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "keras_vpg", "train", "--env", "CartPole-v1", "--epochs", "1",
+         "--steps-per-epoch", "200", "--hid", "8", "--exp-name", "h", "--backend", "jax",
+         "--verbose", "0", "--cpu", "2", "--hostfile", "hosts.txt"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert "not enough slots" in done.stdout + done.stderr
+    assert not (tmp_path / "data" / "h" / "h_s0" / "progress.txt").exists()
