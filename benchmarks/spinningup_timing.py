@@ -308,6 +308,48 @@ def summarize(runs: dict[str, list[dict[str, Any]]], raw: float, epochs_3m: int)
     return summary
 
 
+def pair_figures(runs: dict[str, list[dict[str, Any]]], raw_between: list[float]) -> dict:
+    """Each (Spinning Up, keras-vpg) pair of consecutive runs, beside the raw loop around it.
+
+    ``raw_between[k]`` is the raw loop timed just before run ``k`` (runs alternate
+    Spinning Up, keras-vpg), ``raw_between[-1]`` after the last: each run's speed is
+    also given as a share of the mean of the raw loops on either side of it, and each
+    pair gives one keras-vpg / Spinning Up speed ratio, so a machine whose speed drifts
+    between pairs still compares like with like within a pair.
+    """
+    per_pair = []
+    for index, (su, kv) in enumerate(zip(runs["spinningup"], runs["keras-vpg"])):
+        k = 2 * index  # Spinning Up's run; keras-vpg's is k + 1
+        raws = raw_between[k:k + 3]
+        su_speed, kv_speed = (STEPS_PER_EPOCH / r["epoch_seconds"] for r in (su, kv))
+        per_pair.append({
+            "raw_steps_per_second": raws,
+            "spinningup_share_of_raw": su_speed / ((raws[0] + raws[1]) / 2),
+            "keras_vpg_share_of_raw": kv_speed / ((raws[1] + raws[2]) / 2),
+            "ratio_keras_vpg_over_spinningup": kv_speed / su_speed,
+            "spinningup_minutes_per_1m_steps": 1e6 / su_speed / 60,
+            "keras_vpg_minutes_per_1m_steps": 1e6 / kv_speed / 60,
+        })
+    ratios = [p["ratio_keras_vpg_over_spinningup"] for p in per_pair]
+    return {"per_pair": per_pair, "ratio_median": statistics.median(ratios),
+            "ratio_min": min(ratios), "ratio_max": max(ratios)}
+
+
+def print_pairs(pairs: dict) -> None:
+    print("| pair | raw loop before / between / after (steps/s) | Spinning Up min per 1M "
+          "(share of raw) | keras-vpg min per 1M (share of raw) | keras-vpg / Spinning Up |")
+    print("|---|---|---|---|---|")
+    for i, p in enumerate(pairs["per_pair"]):
+        raws = " / ".join(f"{r:.0f}" for r in p["raw_steps_per_second"])
+        print(f"| {i + 1} | {raws} | {p['spinningup_minutes_per_1m_steps']:.1f} "
+              f"({100 * p['spinningup_share_of_raw']:.0f} %) | "
+              f"{p['keras_vpg_minutes_per_1m_steps']:.1f} "
+              f"({100 * p['keras_vpg_share_of_raw']:.0f} %) | "
+              f"{p['ratio_keras_vpg_over_spinningup']:.2f}x |")
+    print(f"keras-vpg / Spinning Up speed per pair: median {pairs['ratio_median']:.2f}x "
+          f"(range {pairs['ratio_min']:.2f}-{pairs['ratio_max']:.2f})")
+
+
 def print_table(summary: dict, raw_before: float, raw_after: float, epochs_3m: int) -> None:
     print(f"\n{ENV_ID}, {STEPS_PER_EPOCH} steps/epoch, hid {HIDDEN} tanh; raw loop "
           f"{raw_before:.0f} / {raw_after:.0f} steps/s (before / after)")
@@ -364,21 +406,28 @@ def main(argv: list[str] | None = None) -> None:
     raw_before = raw_steps_per_second(args.raw_steps, args.seed)
     print(f"raw loop: {raw_before:.0f} steps/s", flush=True)
     runs: dict[str, list[dict[str, Any]]] = {t: [] for t in TRAINERS}
+    raw_between = [raw_before]  # the raw loop before each run, and after the last
     with tempfile.TemporaryDirectory(prefix="spinup_timing_") as workdir:
         for index in range(args.repeats):
             for trainer in TRAINERS:
+                if len(raw_between) < 1 + sum(map(len, runs.values())):
+                    raw_between.append(raw_steps_per_second(args.raw_steps, args.seed))
                 result = run_once(trainer, args, workdir, index)
                 runs[trainer].append(result)
                 diffs = " ".join(f"{d:.2f}" for d in result["epoch_diffs"])
                 print(f"{trainer} run {index + 1}: {result['epoch_seconds']:.3f} s/epoch "
                       f"(epochs: {diffs}; warm-up {result['warmup_seconds']:.1f} s, "
-                      f"process {result['process_seconds']:.1f} s)", flush=True)
+                      f"process {result['process_seconds']:.1f} s; raw loop before "
+                      f"{raw_between[-1]:.0f} steps/s)", flush=True)
     raw_after = raw_steps_per_second(args.raw_steps, args.seed)
+    raw_between.append(raw_after)
+    pairs = pair_figures(runs, raw_between)
     load_after = os.getloadavg()
     raw = (raw_before + raw_after) / 2
     epochs_3m = TARGET_STEPS // STEPS_PER_EPOCH
     summary = summarize(runs, raw, epochs_3m)
     print_table(summary, raw_before, raw_after, epochs_3m)
+    print_pairs(pairs)
     for trainer in TRAINERS:
         if not summary[trainer]["trained"]:
             print(f"warning: {trainer}'s progress.txt lacks finite AverageEpRet rows")
@@ -391,6 +440,7 @@ def main(argv: list[str] | None = None) -> None:
             "extrapolated_epochs": epochs_3m,
             "raw_steps_per_second": {"before": raw_before, "after": raw_after, "mean": raw},
             **summary,
+            "pairs": pairs,
             "machine": {
                 "nproc": os.cpu_count(), "platform": platform.platform(),
                 "python": platform.python_version(),
