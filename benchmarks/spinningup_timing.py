@@ -14,13 +14,16 @@ fresh subprocess:
 The runs alternate (Spinning Up, keras-vpg, Spinning Up, keras-vpg for
 ``--repeats 2``) so that machine noise hits both. Per-epoch seconds come from
 each run's progress.txt ``Time`` column (seconds since training started): the
-first ``--warmup`` epochs are dropped and a run's epoch time is
-``(Time[last] - Time[W-1]) / N`` over its N timed epochs; the figure reported
-is the median over the repeats. The default W is 2, not 1: keras-vpg runs an
-epoch's value steps in the background during the next collection and writes
-the epoch's row once they are done, so row 0 (whose value steps include JAX's
-compilation) lands near the end of epoch 1 and the row 0 -> row 1 interval is
-far shorter than an epoch; from row 1 on, the rows are one epoch apart.
+first ``--warmup`` epochs are dropped, and so is the last interval, and a run's
+epoch time is ``(Time[-2] - Time[W-1]) / (N - 1)`` over its N timed epochs; the
+figure reported is the median over the repeats. keras-vpg runs an epoch's value
+steps in the background during the next collection and writes the epoch's row
+once that collection is done, so row ``k`` lands about one collection after its
+epoch's update: the default W is 2, not 1, because row 0 (whose value steps
+include JAX's compilation) lands near the end of epoch 1; and the last row comes
+right after the one before it (nothing is left to collect), so the last interval
+is far shorter than an epoch. Between the two, the rows are one epoch apart.
+Spinning Up writes each row at its epoch's end; the same rule is applied to it.
 750 epochs (3M steps, Spinning Up's HalfCheetah benchmark length) times that is
 the extrapolated wall time; start-up and warm-up (a few seconds) are left out.
 This is a timing of a few epochs and an extrapolation, not a 3M-step run.
@@ -255,7 +258,7 @@ def run_once(trainer: str, args: argparse.Namespace, workdir: str, index: int) -
             "torch_threads": int(threads.group(1)) if threads else None,
             "could_not_pickle_state": "could not pickle" in log_text,
         } if trainer == "spinningup" else {},
-        "epoch_seconds": (times[-1] - times[w - 1]) / args.epochs,
+        "epoch_seconds": (times[-2] - times[w - 1]) / (args.epochs - 1),
         "epoch_diffs": diffs,
         "warmup_seconds": times[w - 1],
         "process_seconds": wall,
@@ -397,8 +400,8 @@ def main(argv: list[str] | None = None) -> None:
         spinup_worker(args.spinup_dir, args.spinup_worker, args.worker_epochs, args.seed,
                       args.spinup_threads)
         return
-    if args.warmup < 1 or args.epochs < 1 or args.repeats < 1:
-        parser.error("--warmup, --epochs and --repeats must be >= 1")
+    if args.warmup < 1 or args.epochs < 2 or args.repeats < 1:
+        parser.error("--warmup and --repeats must be >= 1, --epochs >= 2")
     if not os.path.isdir(os.path.join(args.spinup_dir, "spinup")):
         parser.error(f"no spinup/ package in {args.spinup_dir}")
 
