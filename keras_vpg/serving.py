@@ -215,14 +215,35 @@ def _export_in_tensorflow_subprocess(model_path: Path, target: Path, format: str
             f'installed? pip install "keras-vpg[tensorflow]"):\n{result.stderr[-2000:]}')
 
 
+class _DiscreteModeForOnnx(keras.Model):
+    """A Discrete policy's ``call`` (its env-ready mode) with TensorFlow's own argmax.
+
+    Keras's argmax on TensorFlow tells -0.0 from 0.0 through a ``Bitcast``, an op
+    ONNX Runtime does not run; TensorFlow's argmax has none (and takes the first of
+    equal logits, as numpy does). Used only while exporting ONNX, on TensorFlow.
+    """
+
+    def __init__(self, ac: keras.Model):
+        super().__init__(name="discrete_mode")  # the default name, from the class, is invalid
+        self.ac = ac
+        self.built = True  # nothing of its own to build: the variables are the policy's
+
+    def call(self, obs):
+        import tensorflow as tf
+
+        logits = self.ac.distribution(obs).logits
+        return self.ac.env_action(tf.argmax(logits, axis=-1, output_type=tf.int32))
+
+
 def _export_on_tensorflow(ac: keras.Model, target: str | Path, format: str) -> None:
     """Write the export with the TensorFlow backend active (TF code is fine here)."""
     import tensorflow as tf
 
     obs_spec = tf.TensorSpec((None, *ac.observation_shape), tf.float32, name="obs")
     if format == "onnx":
+        served = _DiscreteModeForOnnx(ac) if ac.discrete else ac
         try:
-            ac.export(str(target), format="onnx", input_signature=[obs_spec], verbose=False)
+            served.export(str(target), format="onnx", input_signature=[obs_spec], verbose=False)
         except ImportError as error:
             raise ImportError(
                 f"ONNX export needs extra packages: {error}. pip install tf2onnx onnx"

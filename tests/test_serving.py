@@ -61,10 +61,11 @@ print(json.dumps(out))
 
 
 @pytest.mark.slow
-def test_onnx_export_matches_deterministic_action(tmp_path):
+@pytest.mark.parametrize("space", sorted(SPACES))
+def test_onnx_export_matches_deterministic_action(space, tmp_path):
     import onnxruntime as ort  # the onnx extra, part of keras-vpg[all]
 
-    ac = make_ac("box")
+    ac = make_ac(space)
     path = tmp_path / "policy.onnx"
     keras_vpg.export(ac, path, format="onnx")
     session = ort.InferenceSession(str(path))
