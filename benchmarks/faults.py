@@ -26,7 +26,7 @@ command stops with one line on stderr.
 Figures go to ``benchmarks/results_faults.json``. Bounded: ``--budget`` seconds in all
 (trials not started by then are skipped and the count says so). Not part of CI.
 
-    nice -n 10 python benchmarks/faults.py --kills 50 --kills-mpi 10 --budget 2400
+    nice -n 10 python benchmarks/faults.py --kills 50 --kills-mpi 10 --budget 6000   # about 70 min on 2 loaded cores
 """
 
 from __future__ import annotations
