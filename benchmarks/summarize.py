@@ -45,7 +45,7 @@ ENV_ORDER = ["HalfCheetah", "Hopper", "Walker2d", "Swimmer", "Ant"]
 SETTINGS = {
     "spinup": "Spinning Up's vpg, run here",
     "vpg": "keras-vpg, Spinning Up's settings",
-    "vpg1m": "keras-vpg, Spinning Up's settings",
+    "vpg1m": "keras-vpg, Spinning Up's settings (like for like)",
     "vpg_cpu2": "keras-vpg, Spinning Up's settings, --cpu 2",
     "tuned": "keras-vpg tuned (tuning seeds)",
     "tuned_holdout": "keras-vpg tuned (new seeds)",
