@@ -24,9 +24,10 @@ Then a checkpoint write that fails (a file-size limit set on the running process
 command stops with one line on stderr.
 
 Figures go to ``benchmarks/results_faults.json``. Bounded: ``--budget`` seconds in all
-(trials not started by then are skipped and the count says so). Not part of CI.
+(trials not started by then are skipped and the count says so). Not part of CI: the full
+run below took about 70 minutes on 2 loaded cores.
 
-    nice -n 10 python benchmarks/faults.py --kills 50 --kills-mpi 10 --budget 6000   # about 70 min on 2 loaded cores
+    nice -n 10 python benchmarks/faults.py --kills 50 --kills-mpi 10 --budget 6000
 """
 
 from __future__ import annotations
