@@ -13,15 +13,20 @@ import pytest
 pytestmark = pytest.mark.mpi
 
 
-def test_hostfile_from_the_cli_runs_two_ranks(tmp_path):
-    (tmp_path / "hosts.txt").write_text("localhost slots=2\n")
+def train_with_hostfile(tmp_path, slots: int) -> subprocess.CompletedProcess:
+    """`keras-vpg train --cpu 2 --hostfile hosts.txt`, one tiny epoch, `slots` on localhost."""
+    (tmp_path / "hosts.txt").write_text(f"localhost slots={slots}\n")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     env.pop("IN_MPI", None)
-    done = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "keras_vpg", "train", "--env", "CartPole-v1", "--epochs", "1",
          "--steps-per-epoch", "200", "--train-v-iters", "2", "--hid", "8", "--exp-name", "h",
          "--backend", "jax", "--verbose", "0", "--cpu", "2", "--hostfile", "hosts.txt"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_hostfile_from_the_cli_runs_two_ranks(tmp_path):
+    done = train_with_hostfile(tmp_path, slots=2)
     assert done.returncode == 0, done.stderr[-3000:]
     config = json.loads((tmp_path / "data" / "h" / "h_s0" / "config.json").read_text())
     assert config["num_procs"] == 2
@@ -40,14 +45,7 @@ def test_a_missing_hostfile_is_one_line(tmp_path):
 def test_the_hostfile_slots_bind_the_cli_run(tmp_path):
     # Without the hostfile, mpirun oversubscribes this machine and the run succeeds: a
     # refusal for lack of slots shows the hostfile reached mpirun.
-    (tmp_path / "hosts.txt").write_text("localhost slots=1\n")
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    env.pop("IN_MPI", None)
-    done = subprocess.run(
-        [sys.executable, "-m", "keras_vpg", "train", "--env", "CartPole-v1", "--epochs", "1",
-         "--steps-per-epoch", "200", "--hid", "8", "--exp-name", "h", "--backend", "jax",
-         "--verbose", "0", "--cpu", "2", "--hostfile", "hosts.txt"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    done = train_with_hostfile(tmp_path, slots=1)
     assert done.returncode != 0
     assert "not enough slots" in done.stdout + done.stderr
     assert not (tmp_path / "data" / "h" / "h_s0" / "progress.txt").exists()
