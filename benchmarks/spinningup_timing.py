@@ -413,7 +413,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="spinup_timing_") as workdir:
         for index in range(args.repeats):
             for trainer in TRAINERS:
-                if len(raw_between) < 1 + sum(map(len, runs.values())):
+                if index or trainer != TRAINERS[0]:  # before the first run: raw_before
                     raw_between.append(raw_steps_per_second(args.raw_steps, args.seed))
                 result = run_once(trainer, args, workdir, index)
                 runs[trainer].append(result)
