@@ -11,7 +11,9 @@
 #   tu  keras-vpg's tuned configuration (--normalize-obs --num-envs 4 --pi-lr 3e-3) on seeds
 #       not used to tune it (experiment <env>_tuned_holdout)
 # Runs land in $DATA_DIR/<exp>/<exp>_s<seed>/ with eval.json beside progress.txt; a run whose
-# eval.json exists is skipped, so the script can be re-run after an interruption.
+# eval.json exists is skipped, so the script can be re-run after an interruption. A budget
+# other than 1M steps is part of the experiment name (STEPS=3000000: <env>_spinup3m,
+# <env>_vpg3m, <env>_tuned_holdout3m), so the 1M and 3M runs of one seed never collide.
 # PARALLEL jobs at once (default: the number of cores), each at niceness NICE (default 10).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -37,11 +39,12 @@ tu:Ant-v5:30 tu:Ant-v5:40 tu:Ant-v5:50
 "}
 
 run_one() {
-    local kind=$1 env_id=$2 seed=$3 exp
+    local kind=$1 env_id=$2 seed=$3 exp budget=""
+    [ "$STEPS" = 1000000 ] || budget="$((STEPS / 1000000))m"
     case $kind in
-        su) exp="${env_id}_spinup" ;;
-        kv) exp="${env_id}_vpg1m" ;;
-        tu) exp="${env_id}_tuned_holdout" ;;
+        su) exp="${env_id}_spinup$budget" ;;
+        kv) exp="${env_id}_vpg${budget:-1m}" ;;
+        tu) exp="${env_id}_tuned_holdout$budget" ;;
         *) echo "unknown kind $kind"; return 1 ;;
     esac
     local run="$DATA_DIR/$exp/${exp}_s$seed" log="$DATA_DIR/$exp.s$seed.log"

@@ -46,6 +46,8 @@ SETTINGS = {
     "spinup": "Spinning Up's vpg, run here",
     "vpg": "keras-vpg, Spinning Up's settings",
     "vpg1m": "keras-vpg, Spinning Up's settings (like for like)",
+    "spinup3m": "Spinning Up's vpg, run here, 3M steps",
+    "vpg3m": "keras-vpg, Spinning Up's settings (like for like), 3M steps",
     "vpg_cpu2": "keras-vpg, Spinning Up's settings, --cpu 2",
     "tuned": "keras-vpg tuned (tuning seeds)",
     "tuned_holdout": "keras-vpg tuned (new seeds)",
@@ -140,8 +142,9 @@ def main(argv: list[str] | None = None) -> None:
     print("|---" * 7 + "|")
     for (env_id, suffix), scores in sorted(
             evaluated.items(), key=lambda kv: order(kv[0][0], SETTINGS.get(kv[0][1], ""))):
-        spinup = evaluated.get((env_id, "spinup"))
-        ratio = ("" if suffix == "spinup" or not spinup else
+        # The ratio's denominator is Spinning Up run here with the same budget.
+        spinup = evaluated.get((env_id, "spinup3m" if suffix.endswith("3m") else "spinup"))
+        ratio = ("" if suffix.startswith("spinup") or not spinup else
                  f"{np.mean(scores) / np.mean(spinup):.2f}" if np.mean(spinup) > 0 else
                  "(Spinning Up's score is not positive)")
         reference = SPINNING_UP_VPG.get(env_id.split("-v")[0])
