@@ -2,6 +2,7 @@
 
     python benchmarks/summarize.py [DATA_DIR ...]      # default: benchmarks/results
     python benchmarks/summarize.py --steps 1000000     # every run cut at 1M env steps
+    python benchmarks/summarize.py --docs docs/benchmarks.md   # refresh the tables there
 
 Two tables, one row per experiment directory (``<env>_<suffix>/<env>_<suffix>_s<seed>/``):
 
@@ -18,6 +19,10 @@ Two tables, one row per experiment directory (``<env>_<suffix>/<env>_<suffix>_s<
    score, and keras-vpg's ratio to Spinning Up run here. Spinning Up's published figures
    (its benchmark page: gym v3 envs, 10 seeds, read off its plots) are a reference
    column, not a denominator.
+
+``--docs PAGE`` writes the two tables into ``PAGE`` between its ``<!-- results-table -->``
+and ``<!-- eval-table -->`` markers (and their closing ``<!-- /... -->``), so the page
+always shows what the committed runs say (``tests/test_benchmark_tables.py`` checks it).
 
 Wall times are left out: most runs shared the machine with others (see
 ``spinningup_timing.py`` for timings taken side by side).
@@ -111,35 +116,29 @@ def order(env: str, settings: str) -> tuple:
             known.index(settings) if settings in known else len(known), settings)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("data_dirs", nargs="*", type=Path,
-                        default=[Path(__file__).parent / "results"])
-    parser.add_argument("--steps", type=float, default=np.inf,
-                        help="cut every run after this many env steps")
-    args = parser.parse_args(argv)
-    exp_dirs = [d for root in args.data_dirs for d in sorted(root.iterdir()) if d.is_dir()]
-
-    rows = [r for d in exp_dirs if (r := training_row(d, args.steps)) is not None]
+def training_table(exp_dirs: list[Path], max_steps: float = np.inf) -> str:
+    """Table 1 (Markdown): training returns, one row per experiment."""
+    rows = [r for d in exp_dirs if (r := training_row(d, max_steps)) is not None]
     rows.sort(key=lambda r: order(r["env"], r["settings"]))
-    print("| env | settings | env steps | seeds | training return, last 10 epochs "
-          "(mean ± sd) | per seed | Spinning Up's published figure | env steps to reach "
-          "and hold it (per seed) |")
-    print("|---" * 8 + "|")
-    for r in rows:
-        print(f"| {r['env']} | {r['settings']} | {r['steps']:,} | {r['seeds']} | {r['final']} "
-              f"| {r['per_seed']} | {r['reference']} | {r['held']} |")
+    lines = ["| env | settings | env steps | seeds | training return, last 10 epochs "
+             "(mean ± sd) | per seed | Spinning Up's published figure | env steps to reach "
+             "and hold it (per seed) |", "|---" * 8 + "|"]
+    lines += [f"| {r['env']} | {r['settings']} | {r['steps']:,} | {r['seeds']} | {r['final']} "
+              f"| {r['per_seed']} | {r['reference']} | {r['held']} |" for r in rows]
+    return "\n".join(lines)
 
+
+def eval_table(exp_dirs: list[Path]) -> str:
+    """Table 2 (Markdown): evaluation scores, one row per scored experiment ("" if none)."""
     evaluated = {}
     for d in exp_dirs:
         env_id, _, suffix = d.name.partition("_")
         if scores := eval_scores(d):
             evaluated[env_id, suffix] = scores
     if not evaluated:
-        return
-    print("\n| env | trainer | seeds | evaluation score (mean ± sd over seeds) | per seed "
-          "| ratio to Spinning Up run here | Spinning Up's published figure |")
-    print("|---" * 7 + "|")
+        return ""
+    lines = ["| env | trainer | seeds | evaluation score (mean ± sd over seeds) | per seed "
+             "| ratio to Spinning Up run here | Spinning Up's published figure |", "|---" * 7 + "|"]
     for (env_id, suffix), scores in sorted(
             evaluated.items(), key=lambda kv: order(kv[0][0], SETTINGS.get(kv[0][1], ""))):
         # The ratio's denominator is Spinning Up run here with the same budget.
@@ -149,8 +148,40 @@ def main(argv: list[str] | None = None) -> None:
                  "(Spinning Up's score is not positive)")
         reference = SPINNING_UP_VPG.get(env_id.split("-v")[0])
         reference = "" if reference is None else f"{reference:g}"
-        print(f"| {env_id} | {SETTINGS.get(suffix, suffix)} | {len(scores)} | {mean_sd(scores)} "
-              f"| {', '.join(f'{s:.0f}' for s in scores)} | {ratio} | {reference} |")
+        lines.append(f"| {env_id} | {SETTINGS.get(suffix, suffix)} | {len(scores)} "
+                     f"| {mean_sd(scores)} | {', '.join(f'{s:.0f}' for s in scores)} | {ratio} "
+                     f"| {reference} |")
+    return "\n".join(lines)
+
+
+def write_tables(page: Path, tables: dict[str, str]) -> None:
+    """Replace each ``<!-- NAME -->...<!-- /NAME -->`` block of ``page`` with its table."""
+    text = page.read_text()
+    for name, table in tables.items():
+        block = re.search(rf"<!-- {name} -->\n.*?<!-- /{name} -->", text, flags=re.S)
+        if block is None:
+            raise SystemExit(f"{page}: no <!-- {name} --> ... <!-- /{name} --> block")
+        text = (text[:block.start()] + f"<!-- {name} -->\n{table}\n<!-- /{name} -->"
+                + text[block.end():])
+    page.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data_dirs", nargs="*", type=Path,
+                        default=[Path(__file__).parent / "results"])
+    parser.add_argument("--steps", type=float, default=np.inf,
+                        help="cut every run after this many env steps")
+    parser.add_argument("--docs", type=Path, metavar="PAGE",
+                        help="write the tables into PAGE's marked blocks instead of printing")
+    args = parser.parse_args(argv)
+    exp_dirs = [d for root in args.data_dirs for d in sorted(root.iterdir()) if d.is_dir()]
+    tables = {"results-table": training_table(exp_dirs, args.steps),
+              "eval-table": eval_table(exp_dirs)}
+    if args.docs:
+        write_tables(args.docs, tables)
+    else:
+        print("\n\n".join(table for table in tables.values() if table))
 
 
 if __name__ == "__main__":

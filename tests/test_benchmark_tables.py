@@ -1,0 +1,56 @@
+"""docs/benchmarks.md shows what the committed runs in benchmarks/results/ say.
+
+The page's two learning tables are written by ``benchmarks/summarize.py --docs``; a
+result added or changed without refreshing them (or a hand edit of a figure) fails here.
+"""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = ROOT / "docs" / "benchmarks.md"
+
+
+def _summarize():
+    spec = importlib.util.spec_from_file_location("summarize", ROOT / "benchmarks" / "summarize.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_benchmarks_page_tables_are_those_of_the_committed_runs(tmp_path):
+    page = tmp_path / "benchmarks.md"
+    page.write_text(PAGE.read_text())
+    _summarize().main(["--docs", str(page)])
+    assert page.read_text() == PAGE.read_text(), (
+        "docs/benchmarks.md's tables differ from benchmarks/results/: run "
+        "python benchmarks/summarize.py --docs docs/benchmarks.md")
+
+
+def test_a_changed_score_changes_the_page(tmp_path):
+    """The check above can fail: one seed's score moved changes the evaluation table."""
+    summarize = _summarize()
+    results = tmp_path / "results"
+    run = results / "Hopper-v5_spinup" / "Hopper-v5_spinup_s0"
+    run.mkdir(parents=True)
+    run.joinpath("eval.json").write_text('{"mean": 100.0}')
+    page = tmp_path / "page.md"
+    page.write_text("x\n<!-- eval-table -->\nSTALE\n<!-- /eval-table -->\n"
+                    "<!-- results-table -->\nSTALE\n<!-- /results-table -->\ny\n")
+    summarize.main([str(results), "--docs", str(page)])
+    first = page.read_text()
+    assert "| Hopper-v5 | Spinning Up's vpg, run here | 1 | 100 | 100 |" in first
+    assert first.startswith("x\n") and first.endswith("y\n") and "STALE" not in first
+    run.joinpath("eval.json").write_text('{"mean": 120.0}')
+    summarize.main([str(results), "--docs", str(page)])
+    assert page.read_text() != first
+
+
+def test_a_page_without_the_markers_is_refused(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("no tables here\n")
+    with pytest.raises(SystemExit, match="eval-table|results-table"):
+        _summarize().main([str(ROOT / "benchmarks" / "results"), "--docs", str(page)])
+    assert page.read_text() == "no tables here\n"
