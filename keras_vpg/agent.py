@@ -123,7 +123,8 @@ class VPG:
         ``None`` leaves only the env's own time limit.
     logger_kwargs : dict
         ``output_dir`` and ``exp_name`` of the run (default
-        ``data/<exp_name>/<exp_name>_s<seed>``, ``exp_name`` ``"vpg"``).
+        ``data/<exp_name>/<exp_name>_s<seed>``, or with ``_<YYYYmmdd-HHMMSS>`` appended
+        if that directory exists; ``exp_name`` ``"vpg"``).
     save_freq : int
         Every ``save_freq`` epochs (and at the end of ``fit``, and on Ctrl-C /
         SIGTERM) write ``model.keras`` and a full checkpoint

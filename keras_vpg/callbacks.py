@@ -193,14 +193,14 @@ class TensorBoardLogger(keras.callbacks.Callback):
         (importing TensorFlow into a JAX or PyTorch process costs seconds, memory
         and thread pools); whichever of the two is usable if only one is.
         ``tf.summary`` is usable when TensorFlow and ``tensorboard`` are installed.
+    prefix : str
+        Put before every tag (e.g. ``"vpg/"`` to group the scalars).
 
     Raises
     ------
     ImportError
         When no writer is usable; its message is the ``pip install`` that fixes it
         (see :func:`tensorboard_missing`).
-    prefix : str
-        Put before every tag (e.g. ``"vpg/"`` to group the scalars).
     """
 
     def __init__(self, log_dir: str | os.PathLike, x_axis: str = "TotalEnvInteracts",

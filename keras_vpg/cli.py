@@ -169,7 +169,7 @@ def grid_variants(args: argparse.Namespace) -> list[argparse.Namespace]:
 
     With one value per flag this is ``[args]`` itself; otherwise each variant's
     ``exp_name`` is the experiment name followed by the shorthand and value of every
-    flag that varies (e.g. ``hopper-v5_pi0.001``), so its seeds land together.
+    flag that varies (e.g. ``hopper-v5_pi0-001``), so its seeds land together.
     """
     from keras_vpg.grid import ExperimentGrid
 
@@ -534,7 +534,7 @@ def add_test_policy_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--norender", "-nr", action="store_true",
                         help="run without a window, batched over --num-envs envs (fast)")
     parser.add_argument("--itr", "-i", type=int, default=-1,
-                        help="checkpoint model_ITR.keras (-1: the last, model.keras)")
+                        help="saved policy model_ITR.keras (-1: the last, model.keras)")
     parser.add_argument("--deterministic", "-d", action="store_true",
                         help="take the mode of the policy instead of sampling")
     parser.add_argument("--env", help="env id (default: rebuilt from the run's config.json)")
@@ -553,7 +553,7 @@ def _load_policy(args: argparse.Namespace):
     from keras_vpg import serving
 
     try:
-        return serving.load_model(serving.checkpoint_path(run_dir, args.itr))
+        return serving.load_model(serving.saved_policy_path(run_dir, args.itr))
     except (FileNotFoundError, ValueError) as error:
         raise CLIError(str(error)) from error
 
@@ -602,7 +602,7 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out",
                         help="output path (default: RUN_DIR/saved_model or RUN_DIR/policy.onnx)")
     parser.add_argument("--itr", type=int, default=-1,
-                        help="checkpoint model_ITR.keras (-1: the last, model.keras)")
+                        help="saved policy model_ITR.keras (-1: the last, model.keras)")
 
 
 def cmd_export(args: argparse.Namespace) -> None:

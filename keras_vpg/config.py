@@ -91,7 +91,8 @@ def _param(default: Any, check: Callable[[str, Any], None], doc: str, valid: str
            cli: dict[str, Any] | None = None) -> Any:
     """A dataclass field with its check, its valid range and its one-line doc as metadata.
 
-    ``cli``: how :func:`add_arguments` makes its flag (``None``: no flag).
+    ``cli``: how :func:`add_arguments` makes its flag (``None``: no flag); its ``valid``
+    key, if any, replaces ``valid`` in the flag's help (a flag cannot give a schedule).
     """
     return field(default=default, metadata={"check": check, "doc": doc, "valid": valid, "cli": cli})
 
@@ -116,9 +117,11 @@ class VPGConfig:
     gamma: float = _param(0.99, _unit_interval, "discount factor", "number in [0, 1]",
                           cli=dict(type=float))
     pi_lr: float = _param(3e-4, _learning_rate, "Adam learning rate of the policy",
-                          "number >= 0 or a keras LearningRateSchedule", cli=dict(type=float))
+                          "number >= 0 or a keras LearningRateSchedule",
+                          cli=dict(type=float, valid="number >= 0; schedules: from Python"))
     vf_lr: float = _param(1e-3, _learning_rate, "Adam learning rate of the value function",
-                          "number >= 0 or a keras LearningRateSchedule", cli=dict(type=float))
+                          "number >= 0 or a keras LearningRateSchedule",
+                          cli=dict(type=float, valid="number >= 0; schedules: from Python"))
     train_v_iters: int = _param(80, _integer(0), "value-function gradient steps per epoch",
                                 "integer >= 0", cli=dict(type=int))
     lam: float = _param(0.97, _unit_interval, "GAE-Lambda", "number in [0, 1]",
@@ -126,11 +129,12 @@ class VPGConfig:
     max_ep_len: int | None = _param(
         1000, _integer(0, optional=True),
         "truncate (and bootstrap) episodes after this many steps; 0 or None: env's limit",
-        "integer >= 0 or None", cli=dict(type=int))
+        "integer >= 0 or None", cli=dict(type=int, valid="integer >= 0"))
     logger_kwargs: dict | None = _param(
         None, _dict_or_none, "output_dir and exp_name of the run", "a dict or None")
-    save_freq: int = _param(10, _integer(1), "checkpoint model.keras every save_freq epochs",
-                            "integer >= 1", cli=dict(type=int))
+    save_freq: int = _param(
+        10, _integer(1), "save model.keras and a full checkpoint every save_freq epochs",
+        "integer >= 1", cli=dict(type=int))
     num_envs: int = _param(1, _integer(1), "vectorized environments per process",
                            "integer >= 1", cli=dict(type=int))
     vector_mode: str = _param("sync", _vector_mode, "gymnasium SyncVectorEnv or AsyncVectorEnv",
@@ -296,8 +300,9 @@ def add_arguments(parser: argparse.ArgumentParser, grid: Collection[str] = ()) -
     for f in dataclasses.fields(VPGConfig):
         if f.name not in FLAGGED_FIELDS:
             continue
-        kwargs = dict(f.metadata["cli"], default=f.default,
-                      help=f"{f.metadata['doc']} ({f.metadata['valid']})")
+        cli = dict(f.metadata["cli"])
+        valid = cli.pop("valid", f.metadata["valid"])  # what a flag can say, where it differs
+        kwargs = dict(cli, default=f.default, help=f"{f.metadata['doc']} ({valid})")
         if "type" in kwargs:
             kwargs["type"] = _checked(f.name, kwargs["type"], f.metadata["check"])
         if f.name in grid:

@@ -1,4 +1,4 @@
-"""Spinning Up-style run output (progress.txt, config.json, checkpoints) and the progress bar."""
+"""Spinning Up-style run output (progress.txt, config.json, model.keras) and the progress bar."""
 
 from __future__ import annotations
 

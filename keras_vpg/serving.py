@@ -25,8 +25,8 @@ __all__ = ["EpisodeStats", "batched_policy", "export", "load_policy_and_env", "r
            "run_policy"]
 
 
-def checkpoint_path(run_dir: str | Path, itr: int | str = "last") -> Path:
-    """A run's checkpoint: ``model.keras`` for ``"last"``/``-1``, else ``model_<itr>.keras``."""
+def saved_policy_path(run_dir: str | Path, itr: int | str = "last") -> Path:
+    """A run's saved policy: ``model.keras`` for ``"last"``/``-1``, else ``model_<itr>.keras``."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run directory {str(run_dir)!r} does not exist")
@@ -41,7 +41,7 @@ def checkpoint_path(run_dir: str | Path, itr: int | str = "last") -> Path:
             raise FileNotFoundError(f"{str(run_dir)!r} is an experiment folder, not a run; "
                                     f"pass one of its runs: {', '.join(runs)}")
         found = ", ".join(saved) if saved else "no model*.keras"
-        raise FileNotFoundError(f"no checkpoint {path.name} in {str(run_dir)!r} "
+        raise FileNotFoundError(f"no saved policy {path.name} in {str(run_dir)!r} "
                                 f"(it holds {found})")
     return path
 
@@ -76,7 +76,7 @@ def load_policy_and_env(fpath: str | Path, itr: int | str = "last", deterministi
     get_action : callable
         ``obs -> action`` (numpy), the mode of the policy when ``deterministic``.
     """
-    ac = load_model(checkpoint_path(fpath, itr))
+    ac = load_model(saved_policy_path(fpath, itr))
     try:
         env = make_env_from_run(fpath)
     except Exception as error:
