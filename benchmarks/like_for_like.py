@@ -19,6 +19,13 @@ Three subcommands:
     reset once with seed ``--seed + i`` and running a fixed share of the episodes.
     Writes ``RUN_DIR/eval.json`` (every episode's return, their mean and std).
 
+``rawcost ENV --seed S --steps N --out RUN_DIR``
+    keras-vpg with the settings of ``spinup``, on the env with its action Box declared
+    unbounded: keras-vpg's clip to the Box then passes the Gaussian sample through as
+    Spinning Up sends it, so the env charges its control cost on the raw sample (MuJoCo
+    still clamps the control). The one training difference the evaluator cannot
+    remove, isolated: same library, the cost counted Spinning Up's way.
+
 ``table EXP_DIR [EXP_DIR ...]``
     Prints, per experiment folder, each seed's evaluation score, the mean and the
     sample standard deviation (ddof=1).
@@ -66,6 +73,34 @@ def train_spinup(spinup_dir: str, env_id: str, seed: int, steps: int, out: str) 
         ac_kwargs=dict(hidden_sizes=HIDDEN, activation=torch.nn.Tanh), seed=seed,
         steps_per_epoch=STEPS_PER_EPOCH, epochs=steps // STEPS_PER_EPOCH,
         logger_kwargs=dict(output_dir=out, exp_name=Path(out).parent.name))
+
+
+def train_raw_cost(env_id: str, seed: int, steps: int, out: str) -> None:
+    """keras-vpg, Spinning Up's settings, the control cost charged on the raw sample."""
+    import gymnasium as gym
+
+    import keras_vpg
+
+    class RawAction(gym.ActionWrapper):
+        """The env with an unbounded action Box: keras-vpg's clip leaves the sample as is."""
+
+        def __init__(self, env: gym.Env):
+            super().__init__(env)
+            self.action_space = gym.spaces.Box(-np.inf, np.inf, env.action_space.shape,
+                                               np.float32)
+            self._cached_spec = env.spec  # config.json names the env itself (scored on it)
+
+        def action(self, action: np.ndarray) -> np.ndarray:
+            return action
+
+    agent = keras_vpg.VPG(lambda: RawAction(gym.make(env_id)),
+                          ac_kwargs=dict(hidden_sizes=HIDDEN, activation="tanh"), seed=seed,
+                          steps_per_epoch=STEPS_PER_EPOCH,
+                          logger_kwargs=dict(output_dir=out, exp_name=Path(out).parent.name))
+    agent.logger.update_config(action_cost="raw sample (like_for_like.py rawcost: the env's "
+                                           "action Box declared unbounded)")
+    agent.fit(epochs=steps // STEPS_PER_EPOCH, verbose=0)
+    agent.close()
 
 
 def load_deterministic_policy(run_dir: Path, spinup_dir: str | None
@@ -146,12 +181,14 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    spinup = sub.add_parser("spinup", help="train Spinning Up's vpg")
-    spinup.add_argument("env")
-    spinup.add_argument("--seed", type=int, required=True)
-    spinup.add_argument("--steps", type=int, required=True)
-    spinup.add_argument("--out", required=True, help="the run directory")
-    spinup.add_argument("--spinup-dir", required=True)
+    for name, help_text in (("spinup", "train Spinning Up's vpg"),
+                            ("rawcost", "train keras-vpg, control cost on the raw sample")):
+        trainer = sub.add_parser(name, help=help_text)
+        trainer.add_argument("env")
+        trainer.add_argument("--seed", type=int, required=True)
+        trainer.add_argument("--steps", type=int, required=True)
+        trainer.add_argument("--out", required=True, help="the run directory")
+        trainer.add_argument("--spinup-dir", required=name == "spinup")
     ev = sub.add_parser("evaluate", help="score final policies, write RUN_DIR/eval.json")
     ev.add_argument("run_dirs", nargs="+")
     ev.add_argument("--episodes", type=int, default=100)
@@ -171,6 +208,8 @@ def main(argv: list[str] | None = None) -> None:
         config.update(env_id=args.env, spinningup_commit=spinningup_timing.spinup_commit(
             args.spinup_dir, "/work/.mirror/openai+spinningup/repo"))
         write_json(out / "config.json", config)
+    elif args.command == "rawcost":
+        train_raw_cost(args.env, args.seed, args.steps, args.out)
     elif args.command == "evaluate":
         for run_dir in map(Path, args.run_dirs):
             env_id = run_env_id(run_dir)

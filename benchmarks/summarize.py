@@ -51,6 +51,7 @@ SETTINGS = {
     "spinup": "Spinning Up's vpg, run here",
     "vpg": "keras-vpg, Spinning Up's settings",
     "vpg1m": "keras-vpg, Spinning Up's settings (like for like)",
+    "vpg1m_rawcost": "keras-vpg, Spinning Up's settings, control cost on the raw sample",
     "spinup3m": "Spinning Up's vpg, run here, 3M steps",
     "vpg3m": "keras-vpg, Spinning Up's settings (like for like), 3M steps",
     "vpg_cpu2": "keras-vpg, Spinning Up's settings, --cpu 2",
