@@ -17,7 +17,8 @@ Three subcommands:
     Discrete action), clipped to the action Box as MuJoCo applies them, episodes never
     cut short but by the env's own time limit. ``--envs`` envs step together, env i
     reset once with seed ``--seed + i`` and running a fixed share of the episodes.
-    Writes ``RUN_DIR/eval.json`` (every episode's return, their mean and std).
+    Writes ``RUN_DIR/eval.json`` (every episode's return and length, their mean and
+    std, and the mean absolute action the env received).
 
 ``rawcost ENV --seed S --steps N --out RUN_DIR``
     keras-vpg with the settings of ``spinup``, on the env with its action Box declared
@@ -135,8 +136,9 @@ def load_deterministic_policy(run_dir: Path, spinup_dir: str | None
 
 
 def evaluate(policy: Callable[[np.ndarray], np.ndarray], env_id: str, episodes: int,
-             num_envs: int, seed: int) -> list[float]:
-    """Undiscounted returns of ``episodes`` episodes, env i running a fixed share."""
+             num_envs: int, seed: int) -> tuple[list[float], list[int], float]:
+    """Undiscounted returns and lengths of ``episodes`` episodes, env i running a fixed
+    share, and the mean absolute action the envs received (after the clip)."""
     import gymnasium as gym
 
     envs = [gym.make(env_id) for _ in range(num_envs)]
@@ -145,24 +147,32 @@ def evaluate(policy: Callable[[np.ndarray], np.ndarray], env_id: str, episodes: 
               if isinstance(space, gym.spaces.Box) else (lambda a: a))
     quota = [(episodes + i) // num_envs for i in range(num_envs)]
     obs = [env.reset(seed=seed + i)[0] for i, env in enumerate(envs)]
-    ep_ret = [0.0] * num_envs
+    ep_ret, ep_len = [0.0] * num_envs, [0] * num_envs
     returns: list[list[float]] = [[] for _ in range(num_envs)]
+    lengths: list[list[int]] = [[] for _ in range(num_envs)]
+    abs_action_sum, actions_sent = 0.0, 0
     active = [i for i in range(num_envs) if quota[i] > 0]
     while active:
         actions = policy(np.asarray([obs[i] for i in active], dtype=np.float32))
         for i, action in zip(list(active), actions):
-            obs[i], reward, terminated, truncated, _ = envs[i].step(to_env(action))
+            sent = to_env(action)
+            abs_action_sum += float(np.mean(np.abs(sent)))
+            actions_sent += 1
+            obs[i], reward, terminated, truncated, _ = envs[i].step(sent)
             ep_ret[i] += float(reward)
+            ep_len[i] += 1
             if terminated or truncated:
                 returns[i].append(ep_ret[i])
-                ep_ret[i] = 0.0
+                lengths[i].append(ep_len[i])
+                ep_ret[i], ep_len[i] = 0.0, 0
                 if len(returns[i]) == quota[i]:
                     active.remove(i)
                 else:
                     obs[i] = envs[i].reset()[0]
     for env in envs:
         env.close()
-    return [r for env_returns in returns for r in env_returns]
+    return ([r for env_returns in returns for r in env_returns],
+            [n for env_lengths in lengths for n in env_lengths], abs_action_sum / actions_sent)
 
 
 def run_env_id(run_dir: Path) -> str:
@@ -213,12 +223,14 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "evaluate":
         for run_dir in map(Path, args.run_dirs):
             env_id = run_env_id(run_dir)
-            returns = evaluate(load_deterministic_policy(run_dir, args.spinup_dir), env_id,
-                               args.episodes, args.envs, args.seed)
+            returns, lengths, mean_abs_action = evaluate(
+                load_deterministic_policy(run_dir, args.spinup_dir), env_id, args.episodes,
+                args.envs, args.seed)
             result = dict(env=env_id, episodes=len(returns), deterministic=True,
                           clipped_to_box=True, seed=args.seed,
                           mean=float(np.mean(returns)), std=float(np.std(returns, ddof=1)),
-                          returns=returns)
+                          mean_length=float(np.mean(lengths)),
+                          mean_abs_action=mean_abs_action, returns=returns, lengths=lengths)
             write_json(run_dir / "eval.json", result)
             print(f"{run_dir}: {result['mean']:.1f} +- {result['std']:.1f} "
                   f"over {len(returns)} episodes", flush=True)
