@@ -33,7 +33,7 @@ AGNOSTIC_MODULES = {
     "test_plot.py", "test_plot_options.py", "test_threads.py", "test_mpirun_command.py",
     "test_readme.py", "test_first_contact.py", "test_examples.py", "test_docs.py",
     "test_cli_second_contact.py", "test_tensorboard_extra.py", "test_resume_other_backend.py",
-    "test_benchmark_tables.py",
+    "test_benchmark_tables.py", "test_like_for_like.py",
 }
 
 
