@@ -20,12 +20,15 @@ Three subcommands:
     Writes ``RUN_DIR/eval.json`` (every episode's return and length, their mean and
     std, and the mean absolute action the env received).
 
-``rawcost ENV --seed S --steps N --out RUN_DIR``
-    keras-vpg with the settings of ``spinup``, on the env with its action Box declared
-    unbounded: keras-vpg's clip to the Box then passes the Gaussian sample through as
-    Spinning Up sends it, so the env charges its control cost on the raw sample (MuJoCo
-    still clamps the control). The one training difference the evaluator cannot
-    remove, isolated: same library, the cost counted Spinning Up's way.
+``variant ENV --seed S --steps N --out RUN_DIR [--raw-cost] [--torch-init]``
+    keras-vpg with the settings of ``spinup``, changed in one of the two ways its
+    training differs from Spinning Up's beyond what the evaluator removes:
+    ``--raw-cost`` declares the env's action Box unbounded, so keras-vpg's clip to the
+    Box passes the Gaussian sample through as Spinning Up sends it (the env charges its
+    control cost on the raw sample; MuJoCo still clamps the control); ``--torch-init``
+    re-draws every Dense layer as PyTorch's ``nn.Linear`` starts (weights and biases
+    uniform in +-1/sqrt(fan_in)) instead of Keras's Glorot-uniform kernels and zero
+    biases, so the policy starts with Spinning Up's small mean actions.
 
 ``table EXP_DIR [EXP_DIR ...]``
     Prints, per experiment folder, each seed's evaluation score, the mean and the
@@ -76,8 +79,22 @@ def train_spinup(spinup_dir: str, env_id: str, seed: int, steps: int, out: str) 
         logger_kwargs=dict(output_dir=out, exp_name=Path(out).parent.name))
 
 
-def train_raw_cost(env_id: str, seed: int, steps: int, out: str) -> None:
-    """keras-vpg, Spinning Up's settings, the control cost charged on the raw sample."""
+def torch_default_init(ac: Any, seed: int) -> None:
+    """Re-draw every Dense layer of ``ac`` as PyTorch's ``nn.Linear`` starts by default."""
+    import keras
+
+    rng = np.random.default_rng(seed)
+    for net in (ac.pi_net, ac.v_net):
+        for layer in net.layers:
+            if isinstance(layer, keras.layers.Dense):
+                bound = 1.0 / np.sqrt(layer.kernel.shape[0])
+                layer.kernel.assign(rng.uniform(-bound, bound, layer.kernel.shape))
+                layer.bias.assign(rng.uniform(-bound, bound, layer.bias.shape))
+
+
+def train_variant(env_id: str, seed: int, steps: int, out: str, raw_cost: bool,
+                  torch_init: bool) -> None:
+    """keras-vpg, Spinning Up's settings, with the control cost or the init of Spinning Up."""
     import gymnasium as gym
 
     import keras_vpg
@@ -94,12 +111,17 @@ def train_raw_cost(env_id: str, seed: int, steps: int, out: str) -> None:
         def action(self, action: np.ndarray) -> np.ndarray:
             return action
 
-    agent = keras_vpg.VPG(lambda: RawAction(gym.make(env_id)),
-                          ac_kwargs=dict(hidden_sizes=HIDDEN, activation="tanh"), seed=seed,
-                          steps_per_epoch=STEPS_PER_EPOCH,
+    def env_fn() -> gym.Env:
+        return RawAction(gym.make(env_id)) if raw_cost else gym.make(env_id)
+
+    agent = keras_vpg.VPG(env_fn, ac_kwargs=dict(hidden_sizes=HIDDEN, activation="tanh"),
+                          seed=seed, steps_per_epoch=STEPS_PER_EPOCH,
                           logger_kwargs=dict(output_dir=out, exp_name=Path(out).parent.name))
-    agent.logger.update_config(action_cost="raw sample (like_for_like.py rawcost: the env's "
-                                           "action Box declared unbounded)")
+    if torch_init:
+        torch_default_init(agent.ac, seed)
+    agent.logger.update_config(like_for_like_variant=dict(
+        raw_cost=raw_cost, torch_init=torch_init,
+        how="benchmarks/like_for_like.py variant (see its docstring)"))
     agent.fit(epochs=steps // STEPS_PER_EPOCH, verbose=0)
     agent.close()
 
@@ -192,13 +214,18 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (("spinup", "train Spinning Up's vpg"),
-                            ("rawcost", "train keras-vpg, control cost on the raw sample")):
+                            ("variant", "train keras-vpg changed one of Spinning Up's ways")):
         trainer = sub.add_parser(name, help=help_text)
         trainer.add_argument("env")
         trainer.add_argument("--seed", type=int, required=True)
         trainer.add_argument("--steps", type=int, required=True)
         trainer.add_argument("--out", required=True, help="the run directory")
         trainer.add_argument("--spinup-dir", required=name == "spinup")
+    variant = sub.choices["variant"]
+    variant.add_argument("--raw-cost", action="store_true",
+                         help="the env charges its control cost on the raw sample")
+    variant.add_argument("--torch-init", action="store_true",
+                         help="Dense layers start as PyTorch's nn.Linear")
     ev = sub.add_parser("evaluate", help="score final policies, write RUN_DIR/eval.json")
     ev.add_argument("run_dirs", nargs="+")
     ev.add_argument("--episodes", type=int, default=100)
@@ -218,8 +245,9 @@ def main(argv: list[str] | None = None) -> None:
         config.update(env_id=args.env, spinningup_commit=spinningup_timing.spinup_commit(
             args.spinup_dir, "/work/.mirror/openai+spinningup/repo"))
         write_json(out / "config.json", config)
-    elif args.command == "rawcost":
-        train_raw_cost(args.env, args.seed, args.steps, args.out)
+    elif args.command == "variant":
+        train_variant(args.env, args.seed, args.steps, args.out, args.raw_cost,
+                      args.torch_init)
     elif args.command == "evaluate":
         for run_dir in map(Path, args.run_dirs):
             env_id = run_env_id(run_dir)

@@ -11,7 +11,9 @@
 #   tu  keras-vpg's tuned configuration (--normalize-obs --num-envs 4 --pi-lr 3e-3) on seeds
 #       not used to tune it (experiment <env>_tuned_holdout)
 #   rc  keras-vpg as kv, but the env charges its control cost on the raw Gaussian sample,
-#       as with Spinning Up (`like_for_like.py rawcost`; experiment <env>_vpg1m_rawcost)
+#       as with Spinning Up (`like_for_like.py variant --raw-cost`; <env>_vpg1m_rawcost)
+#   ti  keras-vpg as kv, but its Dense layers start as PyTorch's (Spinning Up's) do
+#       (`like_for_like.py variant --torch-init`; experiment <env>_vpg1m_torchinit)
 # Runs land in $DATA_DIR/<exp>/<exp>_s<seed>/ with eval.json beside progress.txt; a run whose
 # eval.json exists is skipped, so the script can be re-run after an interruption. A budget
 # other than 1M steps is part of the experiment name (STEPS=3000000: <env>_spinup3m,
@@ -48,6 +50,7 @@ run_one() {
         kv) exp="${env_id}_vpg${budget:-1m}" ;;
         tu) exp="${env_id}_tuned_holdout$budget" ;;
         rc) exp="${env_id}_vpg${budget:-1m}_rawcost" ;;
+        ti) exp="${env_id}_vpg${budget:-1m}_torchinit" ;;
         *) echo "unknown kind $kind"; return 1 ;;
     esac
     local run="$DATA_DIR/$exp/${exp}_s$seed" log="$DATA_DIR/$exp.s$seed.log"
@@ -59,9 +62,10 @@ run_one() {
     if [ "$kind" = su ]; then
         nice -n "$NICE" $PY benchmarks/like_for_like.py spinup "$env_id" --seed "$seed" \
             --steps "$STEPS" --out "$run" --spinup-dir "$SPINUP_DIR" > "$log" 2>&1
-    elif [ "$kind" = rc ]; then
+    elif [ "$kind" = rc ] || [ "$kind" = ti ]; then
         KERAS_BACKEND=jax KERAS_VPG_THREADS=1 nice -n "$NICE" $PY benchmarks/like_for_like.py \
-            rawcost "$env_id" --seed "$seed" --steps "$STEPS" --out "$run" > "$log" 2>&1
+            variant "$env_id" --seed "$seed" --steps "$STEPS" --out "$run" \
+            "$([ "$kind" = rc ] && echo --raw-cost || echo --torch-init)" > "$log" 2>&1
     elif [ "$kind" = kv ]; then
         KERAS_VPG_THREADS=1 nice -n "$NICE" $PY -m keras_vpg train --env "$env_id" $flags \
             > "$log" 2>&1

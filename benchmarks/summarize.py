@@ -52,6 +52,7 @@ SETTINGS = {
     "vpg": "keras-vpg, Spinning Up's settings",
     "vpg1m": "keras-vpg, Spinning Up's settings (like for like)",
     "vpg1m_rawcost": "keras-vpg, Spinning Up's settings, control cost on the raw sample",
+    "vpg1m_torchinit": "keras-vpg, Spinning Up's settings, PyTorch's initial weights",
     "spinup3m": "Spinning Up's vpg, run here, 3M steps",
     "vpg3m": "keras-vpg, Spinning Up's settings (like for like), 3M steps",
     "vpg_cpu2": "keras-vpg, Spinning Up's settings, --cpu 2",
