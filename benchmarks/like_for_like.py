@@ -1,6 +1,6 @@
 """Spinning Up's own VPG run here beside keras-vpg, and one evaluator for both (issue #23).
 
-Three subcommands:
+Four subcommands:
 
 ``spinup ENV --seed S --steps N --out RUN_DIR``
     Trains Spinning Up's PyTorch ``vpg`` (imported unchanged from a checkout,
