@@ -130,6 +130,13 @@ def training_table(exp_dirs: list[Path], max_steps: float = np.inf) -> str:
     return "\n".join(lines)
 
 
+def spinup_suffix(suffix: str) -> str:
+    """The suffix of Spinning Up's runs with the budget of ``suffix`` (``vpg3m`` ->
+    ``spinup3m``): the budget is the ``<N>m`` that ends the suffix's first part, 1M if none."""
+    budget = re.search(r"(\d+)m(?:_|$)", suffix)
+    return "spinup" if budget is None or budget[1] == "1" else f"spinup{budget[1]}m"
+
+
 def eval_table(exp_dirs: list[Path]) -> str:
     """Table 2 (Markdown): evaluation scores, one row per scored experiment ("" if none)."""
     evaluated = {}
@@ -144,7 +151,7 @@ def eval_table(exp_dirs: list[Path]) -> str:
     for (env_id, suffix), scores in sorted(
             evaluated.items(), key=lambda kv: order(kv[0][0], SETTINGS.get(kv[0][1], ""))):
         # The ratio's denominator is Spinning Up run here with the same budget.
-        spinup = evaluated.get((env_id, "spinup3m" if suffix.endswith("3m") else "spinup"))
+        spinup = evaluated.get((env_id, spinup_suffix(suffix)))
         ratio = ("" if suffix.startswith("spinup") or not spinup else
                  f"{np.mean(scores) / np.mean(spinup):.2f}" if np.mean(spinup) > 0 else
                  "(Spinning Up's score is not positive)")

@@ -4,20 +4,17 @@ The page's two learning tables are written by ``benchmarks/summarize.py --docs``
 result added or changed without refreshing them (or a hand edit of a figure) fails here.
 """
 
-import importlib.util
 from pathlib import Path
 
 import pytest
+from script_module import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "benchmarks.md"
 
 
 def _summarize():
-    spec = importlib.util.spec_from_file_location("summarize", ROOT / "benchmarks" / "summarize.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/summarize.py")
 
 
 def test_the_benchmarks_page_tables_are_those_of_the_committed_runs(tmp_path):
@@ -54,3 +51,12 @@ def test_a_page_without_the_markers_is_refused(tmp_path):
     with pytest.raises(SystemExit, match="eval-table|results-table"):
         _summarize().main([str(ROOT / "benchmarks" / "results"), "--docs", str(page)])
     assert page.read_text() == "no tables here\n"
+
+
+def test_scores_are_divided_by_spinning_up_with_the_same_budget():
+    spinup_suffix = _summarize().spinup_suffix
+    assert [spinup_suffix(s) for s in ("vpg1m", "vpg1m_torchinit", "tuned_holdout", "spinup")] \
+        == ["spinup"] * 4
+    assert [spinup_suffix(s) for s in ("vpg3m", "tuned_holdout3m", "vpg3m_rawcost")] \
+        == ["spinup3m"] * 3
+    assert spinup_suffix("vpg10m") == "spinup10m"

@@ -11,17 +11,11 @@ files (see that script) and says why in its commit.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import keras
 import pytest
+from script_module import load_script
 
-_SPEC = importlib.util.spec_from_file_location(
-    "make_golden", Path(__file__).parent / "golden" / "make_golden.py"
-)
-make_golden = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(make_golden)
+make_golden = load_script("tests/golden/make_golden.py")
 
 
 @pytest.mark.parametrize("case", sorted(make_golden.CASES))

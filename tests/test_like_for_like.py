@@ -1,24 +1,11 @@
 """The evaluator both libraries' final policies are scored by (benchmarks/like_for_like.py)."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
-
-ROOT = Path(__file__).resolve().parent.parent
+from script_module import load_script
 
 
 def _like_for_like():
-    sys.path.insert(0, str(ROOT / "benchmarks"))  # it imports spinningup_timing beside it
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "like_for_like", ROOT / "benchmarks" / "like_for_like.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-    return module
+    return load_script("benchmarks/like_for_like.py")
 
 
 def test_cartpole_returns_are_lengths_and_every_episode_is_counted_once():
