@@ -295,7 +295,9 @@ def _is_terminal(stream) -> bool:
 def run_versions() -> dict[str, str | None]:
     """Which code made a run: keras-vpg's version and git commit (when imported from a
     checkout; ``+dirty`` with uncommitted changes), Python and the libraries whose
-    numbers a run depends on (``None``: not installed)."""
+    numbers a run depends on (``None``: not installed), and the CPU: float kernels round
+    differently on different CPUs, and a long run (MuJoCo's above all) grows those last
+    bits into different numbers, so a run repeats exactly only on the same CPU."""
     import importlib.metadata
     import platform
     import subprocess
@@ -328,4 +330,20 @@ def run_versions() -> dict[str, str | None]:
         backend: version({"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
                          .get(backend, backend)) or version(f"{backend}-cpu"),
         "numpy": np.__version__, "gymnasium": version("gymnasium"), "mujoco": version("mujoco"),
+        "cpu": _cpu(),
     }
+
+
+def _cpu() -> str:
+    """The CPU's model name (Linux) or processor, its architecture and widest x86 vector
+    extension, e.g. ``AMD EPYC (x86_64, avx512f)``."""
+    import platform
+
+    info = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            info.setdefault(key.strip(), value.strip())
+    simd = [f for f in ("avx512f", "avx2", "avx") if f in info.get("flags", "").split()][:1]
+    model = info.get("model name") or platform.processor() or "unknown CPU"
+    return f"{model} ({', '.join([platform.machine(), *simd])})"
