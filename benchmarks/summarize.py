@@ -132,9 +132,12 @@ def training_table(exp_dirs: list[Path], max_steps: float = np.inf) -> str:
 
 def spinup_suffix(suffix: str) -> str:
     """The suffix of Spinning Up's runs with the budget of ``suffix`` (``vpg3m`` ->
-    ``spinup3m``): the budget is the ``<N>m`` that ends the suffix's first part, 1M if none."""
-    budget = re.search(r"(\d+)m(?:_|$)", suffix)
-    return "spinup" if budget is None or budget[1] == "1" else f"spinup{budget[1]}m"
+    ``spinup3m``, ``tuned_holdout3m`` -> ``spinup3m``, ``vpg1m_rawcost`` -> ``spinup``): the
+    budget is a whole number of millions written ``<N>m`` at the end of a ``_``-separated
+    part; 1M (``spinup``) if there is none."""
+    budget = re.search(r"(?<![\d.])(\d+)m(?=_|$)", suffix)
+    millions = 1 if budget is None else int(budget[1])
+    return "spinup" if millions == 1 else f"spinup{millions}m"
 
 
 def eval_table(exp_dirs: list[Path]) -> str:

@@ -295,9 +295,10 @@ def _is_terminal(stream) -> bool:
 def run_versions() -> dict[str, str | None]:
     """Which code made a run: keras-vpg's version and git commit (when imported from a
     checkout; ``+dirty`` with uncommitted changes), Python and the libraries whose
-    numbers a run depends on (``None``: not installed), and the CPU: float kernels round
-    differently on different CPUs, and a long run (MuJoCo's above all) grows those last
-    bits into different numbers, so a run repeats exactly only on the same CPU."""
+    numbers a run depends on (``None``: not installed), and the CPU: float kernels may
+    round differently on another CPU, and a long run (MuJoCo's above all) grows those
+    last bits into different numbers, so a run is expected to repeat exactly only on the
+    same CPU."""
     import importlib.metadata
     import platform
     import subprocess
@@ -335,15 +336,24 @@ def run_versions() -> dict[str, str | None]:
 
 
 def _cpu() -> str:
-    """The CPU's model name (Linux) or processor, its architecture and widest x86 vector
-    extension, e.g. ``AMD EPYC (x86_64, avx512f)``."""
+    """The CPU's model, its architecture and widest vector extension, e.g. ``AMD EPYC
+    (x86_64, avx512f)``: from /proc/cpuinfo on Linux (x86 ``model name``/``flags``, Arm
+    ``CPU implementer``/``CPU part``/``Features``), sysctl on macOS, else the platform."""
     import platform
+    import subprocess
 
     info = {}
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")
             info.setdefault(key.strip(), value.strip())
-    simd = [f for f in ("avx512f", "avx2", "avx") if f in info.get("flags", "").split()][:1]
-    model = info.get("model name") or platform.processor() or "unknown CPU"
-    return f"{model} ({', '.join([platform.machine(), *simd])})"
+    model = info.get("model name") or " ".join(
+        f"{k} {info[k]}" for k in ("CPU implementer", "CPU part") if k in info)
+    if not model and platform.system() == "Darwin":
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            model = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"],
+                                   capture_output=True, text=True, timeout=10).stdout.strip()
+    flags = (info.get("flags") or info.get("Features") or "").split()
+    simd = [f for f in ("avx512f", "avx2", "avx", "sve2", "sve", "asimd") if f in flags][:1]
+    return f"{model or platform.processor() or 'unknown CPU'} " \
+           f"({', '.join([platform.machine(), *simd])})"

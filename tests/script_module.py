@@ -16,11 +16,12 @@ def load_script(relative_path: str) -> ModuleType:
     """The module of ``ROOT / relative_path``, named after the file, its folder importable
     while it loads."""
     path = ROOT / relative_path
+    saved_path = sys.path[:]  # the script may add entries of its own
     sys.path.insert(0, str(path.parent))
     try:
         spec = importlib.util.spec_from_file_location(path.stem, path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     finally:
-        sys.path.remove(str(path.parent))
+        sys.path[:] = saved_path
     return module

@@ -59,4 +59,4 @@ def test_scores_are_divided_by_spinning_up_with_the_same_budget():
         == ["spinup"] * 4
     assert [spinup_suffix(s) for s in ("vpg3m", "tuned_holdout3m", "vpg3m_rawcost")] \
         == ["spinup3m"] * 3
-    assert spinup_suffix("vpg10m") == "spinup10m"
+    assert spinup_suffix("vpg10m") == "spinup10m" and spinup_suffix("vpg01m") == "spinup"
