@@ -1,6 +1,6 @@
-"""A script of the repository (benchmarks/, tests/golden/) loaded as a module, for the
-tests that call its functions: the scripts are not a package, and may import the
-scripts beside them."""
+"""The repository's root, and a script of the repository (benchmarks/, tests/golden/)
+loaded as a module, for the tests that call its functions: the scripts are not a package,
+and may import the scripts beside them."""
 
 from __future__ import annotations
 

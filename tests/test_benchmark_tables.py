@@ -4,12 +4,10 @@ The page's two learning tables are written by ``benchmarks/summarize.py --docs``
 result added or changed without refreshing them (or a hand edit of a figure) fails here.
 """
 
-from pathlib import Path
 
 import pytest
-from script_module import load_script
+from script_module import ROOT, load_script
 
-ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "benchmarks.md"
 
 

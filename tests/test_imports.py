@@ -23,7 +23,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent.parent / "keras_vpg"
+from script_module import ROOT
+
+PACKAGE = ROOT / "keras_vpg"
 
 
 def module_names(root: Path = PACKAGE) -> dict[str, Path]:

@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from script_module import ROOT as REPO
 
-REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
 
 #: README commands that are not run, and why. A key that matches no README command fails.

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
+from script_module import ROOT
 
 from keras_vpg.serving import load_model
 
-SAVED = Path(__file__).resolve().parent.parent / "saved_models"
+SAVED = ROOT / "saved_models"
 # Mean return over 3 seeded deterministic episodes that each policy must reach: under
 # the lowest of its card's 100 evaluation episodes (a random policy scores about -280 on
 # HalfCheetah, 20 on Hopper, 0 on Walker2d; Walker2d's policy sometimes falls early).
