@@ -11,6 +11,7 @@ stderr and exit status 2; ``--debug`` or ``KERAS_VPG_DEBUG=1`` shows the traceba
 from __future__ import annotations
 
 import argparse
+import difflib
 import functools
 import importlib.util
 import json
@@ -46,10 +47,33 @@ class CLIError(Exception):
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse's parser, but a usage error is one line (not the usage block), exit 2."""
+    """argparse's parser, but a usage error is one line (not the usage block), exit 2,
+    and an unknown flag gets the nearest known ones (``--pi_lr``: did you mean --pi-lr?)."""
 
     def error(self, message: str):
+        if message.startswith("unrecognized arguments:"):
+            message += _flag_hint(message.split(":", 1)[1].split(), self._option_strings())
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def _option_strings(self) -> list[str]:
+        """Every flag of this parser and of its subcommands' parsers."""
+        flags = []
+        for action in self._actions:
+            flags += action.option_strings
+            if isinstance(action.choices, dict):  # the subcommands: name -> parser
+                for parser in action.choices.values():
+                    flags += parser._option_strings()
+        return flags
+
+
+def _flag_hint(words: list[str], flags: list[str]) -> str:
+    """``"; did you mean --pi-lr?"`` for the unknown ``--pi_lr`` among ``words``, else ``""``."""
+    close = []
+    for word in words:
+        if word.startswith("--"):
+            typed = word.split("=", 1)[0].replace("_", "-")
+            close += difflib.get_close_matches(typed, set(flags) - set(close), n=2, cutoff=0.75)
+    return f"; did you mean {', '.join(close)}?" if close else ""
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):

@@ -149,6 +149,8 @@ def test_export_saved_model(trained):
     (["test-policy", "missing/run"], "missing/run"),
     (["export", "missing/run"], "missing/run"),
     (["plot", "missing/run"], "missing/run"),
+    (["train", "--env", "CartPole-v1", "--pi_lr", "0.1"], "did you mean --pi-lr?"),
+    (["test-policy", "run", "--epsiodes", "3"], "did you mean --episodes?"),
 ])
 def test_user_errors_exit_nonzero_naming_the_culprit(args, message, tmp_path):
     result = keras_vpg_cli(*args, cwd=tmp_path)
