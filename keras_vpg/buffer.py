@@ -16,26 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 
 
-def discount_cumsum(x: np.ndarray, discount: float) -> np.ndarray:
-    """Discounted cumulative sums: ``y[t] = sum_k discount**k * x[t + k]``.
-
-    Parameters
-    ----------
-    x : array of shape ``(L,)``
-    discount : float
-
-    Returns
-    -------
-    array of shape ``(L,)``, float64
-    """
-    out = np.empty(len(x), dtype=np.float64)
-    running = 0.0
-    for t, value in zip(range(len(x) - 1, -1, -1), x[::-1].tolist()):
-        running = value + discount * running
-        out[t] = running
-    return out
-
-
 def gae_lambda(rewards: np.ndarray, values: np.ndarray, path_ends: Sequence[tuple[int, int, float]],
                gamma: float, lam: float) -> tuple[np.ndarray, np.ndarray]:
     """GAE-Lambda advantages and rewards-to-go of paths cut in ``N`` columns of ``T`` steps.

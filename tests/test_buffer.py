@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import ScriptedEnv
 
-from keras_vpg.buffer import VPGBuffer, discount_cumsum, gae_lambda
+from keras_vpg.buffer import VPGBuffer, gae_lambda
 from keras_vpg.rollout import RolloutCollector, make_vector_env
 
 GAMMA, LAM = 0.9, 0.8
@@ -23,12 +23,6 @@ def reference_path(rews, vals, last_val, gamma=GAMMA, lam=LAM):
         for t in range(n)
     ]
     return np.array(adv), np.array(ret)
-
-
-def test_discount_cumsum_matches_definition():
-    x = np.array([1.0, -2.0, 3.5, 0.25])
-    expected = [sum(0.7 ** (k - t) * x[k] for k in range(t, 4)) for t in range(4)]
-    np.testing.assert_allclose(discount_cumsum(x, 0.7), expected)
 
 
 def test_gae_terminated_truncated_and_cutoff_paths_over_three_envs():

@@ -105,7 +105,8 @@ class Trainer:
     Parameters
     ----------
     ac : ActorCritic
-        The model; its variables are updated in place by :meth:`update`.
+        The model; its variables are updated in place by :meth:`update_policy` and
+        :meth:`update_value`.
     pi_optimizer, vf_optimizer : keras.optimizers.Optimizer
         Optimizers of the policy and of the value function.
     train_v_iters : int
