@@ -583,10 +583,9 @@ def _load_policy(args: argparse.Namespace):
 
 
 def cmd_test_policy(args: argparse.Namespace) -> None:
-    _check_run_dir(args.run_dir)
+    ac = _load_policy(args)  # a wrong run directory is the error to see first
     if not args.norender and not _has_display():
         raise CLIError("no display to render to; pass --norender")
-    ac = _load_policy(args)
     import gymnasium as gym
 
     from keras_vpg import serving
@@ -787,7 +786,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["benchmark"]:  # every argument is throughput.py's, its --help included
         return _benchmark(argv[1:])
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if not argv:  # a first try: the commands, not an error
+        parser.print_help(sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     args.argv = argv
     debug = getattr(args, "debug", False) or os.environ.get(DEBUG_ENV, "0") not in ("", "0")
     try:

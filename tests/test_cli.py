@@ -157,3 +157,10 @@ def test_user_errors_exit_nonzero_naming_the_culprit(args, message, tmp_path):
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_no_command_prints_the_commands(capsys):
+    assert cli.main([]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: keras-vpg") and "error" not in err
+    assert all(command in err for command in cli.COMMANDS)
