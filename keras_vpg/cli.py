@@ -68,12 +68,20 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def _flag_hint(words: list[str], flags: list[str]) -> str:
     """``"; did you mean --pi-lr?"`` for the unknown ``--pi_lr`` among ``words``, else ``""``."""
-    close = []
-    for word in words:
-        if word.startswith("--"):
-            typed = word.split("=", 1)[0].replace("_", "-")
-            close += difflib.get_close_matches(typed, set(flags) - set(close), n=2, cutoff=0.75)
-    return f"; did you mean {', '.join(close)}?" if close else ""
+    # Compared without the dashes, which every flag shares.
+    typed = [word.split("=", 1)[0].replace("_", "-")[2:] for word in words if word[:2] == "--"]
+    close = _nearest(typed, [flag[2:] for flag in flags], per_word=1, cutoff=0.75)
+    return _did_you_mean([f"--{name}" for name in close])
+
+
+def _nearest(typed: list[str], known, per_word: int = 2, cutoff: float = 0.6) -> list[str]:
+    """The known names nearest to those typed (difflib's similarity), without repeats."""
+    return list(dict.fromkeys(name for word in typed
+                              for name in difflib.get_close_matches(word, known, per_word, cutoff)))
+
+
+def _did_you_mean(names: list[str]) -> str:
+    return f"; did you mean {', '.join(names)}?" if names else ""
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -213,8 +221,7 @@ def _check_env_id(env_id: str) -> None:
     import gymnasium as gym
 
     if env_id not in gym.registry:
-        close = [name for name in gym.registry if name.lower().startswith(env_id.lower()[:4])]
-        hint = f"; did you mean {', '.join(sorted(close)[:3])}?" if close else ""
+        hint = _did_you_mean(_nearest([env_id], gym.registry))
         raise CLIError(f"unknown env id {env_id!r} (not in the gymnasium registry){hint}")
     try:
         gym.make(env_id).close()

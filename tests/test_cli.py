@@ -151,6 +151,7 @@ def test_export_saved_model(trained):
     (["plot", "missing/run"], "missing/run"),
     (["train", "--env", "CartPole-v1", "--pi_lr", "0.1"], "did you mean --pi-lr?"),
     (["test-policy", "run", "--epsiodes", "3"], "did you mean --episodes?"),
+    (["train", "--env", "CartPol-v1"], "did you mean CartPole-v1"),
 ])
 def test_user_errors_exit_nonzero_naming_the_culprit(args, message, tmp_path):
     result = keras_vpg_cli(*args, cwd=tmp_path)
@@ -164,3 +165,10 @@ def test_no_command_prints_the_commands(capsys):
     err = capsys.readouterr().err
     assert err.startswith("usage: keras-vpg") and "error" not in err
     assert all(command in err for command in cli.COMMANDS)
+
+
+def test_a_flag_unlike_any_gets_no_suggestion():
+    flags = cli.build_parser()._option_strings()
+    assert cli._flag_hint(["--frob", "2"], flags) == ""
+    assert cli._flag_hint(["--pi_lr=0.1", "--vf_lr", "3"], flags) == (
+        "; did you mean --pi-lr, --vf-lr?")
