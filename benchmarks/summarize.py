@@ -2,7 +2,7 @@
 
     python benchmarks/summarize.py [DATA_DIR ...]      # default: benchmarks/results
     python benchmarks/summarize.py --steps 1000000     # every run cut at 1M env steps
-    python benchmarks/summarize.py --docs docs/benchmarks.md   # refresh the tables there
+    python benchmarks/summarize.py --docs docs/benchmarks.md README.md   # refresh the tables there
 
 Two tables, one row per experiment directory (``<env>_<suffix>/<env>_<suffix>_s<seed>/``):
 
@@ -20,9 +20,13 @@ Two tables, one row per experiment directory (``<env>_<suffix>/<env>_<suffix>_s<
    (its benchmark page: gym v3 envs, 10 seeds, read off its plots) are a reference
    column, not a denominator.
 
-``--docs PAGE`` writes the two tables into ``PAGE`` between its ``<!-- results-table -->``
-and ``<!-- eval-table -->`` markers (and their closing ``<!-- /... -->``), so the page
-always shows what the committed runs say (``tests/test_benchmark_tables.py`` checks it).
+And a third, the README's: the like-for-like pairs of table 2 (Spinning Up's vpg run here
+and keras-vpg with its settings, at 1M and 3M steps) side by side, every seed's score.
+
+``--docs PAGE ...`` writes each table into every ``PAGE`` that has its markers
+(``<!-- results-table -->``, ``<!-- eval-table -->``, ``<!-- like-for-like-table -->``, each
+closed by ``<!-- /... -->``), so the pages always show what the committed runs say
+(``tests/test_benchmark_tables.py`` checks it).
 
 Wall times are left out: most runs shared the machine with others (see
 ``spinningup_timing.py`` for timings taken side by side).
@@ -59,6 +63,8 @@ SETTINGS = {
     "tuned": "keras-vpg tuned (tuning seeds)",
     "tuned_holdout": "keras-vpg tuned (new seeds)",
 }
+#: Budget -> the suffixes of Spinning Up's runs here and of keras-vpg's with its settings.
+LIKE_FOR_LIKE = {"1M": ("spinup", "vpg1m"), "3M": ("spinup3m", "vpg3m")}
 
 
 def runs_of(exp_dir: Path) -> list[Path]:
@@ -166,14 +172,36 @@ def eval_table(exp_dirs: list[Path]) -> str:
     return "\n".join(lines)
 
 
+def like_for_like_table(exp_dirs: list[Path]) -> str:
+    """Table 3 (Markdown, the README's): every seed's evaluation score of Spinning Up's
+    vpg run here beside keras-vpg's with the same settings, per env and budget."""
+    scores = {tuple(d.name.split("_", 1)): eval_scores(d) for d in exp_dirs if "_" in d.name}
+    lines = ["| env | env steps | Spinning Up's vpg, run here | keras-vpg, same settings |",
+             "|---" * 4 + "|"]
+    envs = sorted({env_id for env_id, _ in scores}, key=lambda env_id: order(env_id, ""))
+    for env_id in envs:
+        for budget, (spinup, ours) in LIKE_FOR_LIKE.items():
+            cells = [", ".join(f"{v:.0f}" for v in values) + f" (mean {np.mean(values):.0f})"
+                     if (values := scores.get((env_id, suffix))) else "-"
+                     for suffix in (spinup, ours)]
+            if cells != ["-", "-"]:
+                lines.append(f"| {env_id} | {budget} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines)
+
+
 def write_tables(page: Path, tables: dict[str, str]) -> None:
-    """Replace each ``<!-- NAME -->...<!-- /NAME -->`` block of ``page`` with its table."""
+    """Replace each ``<!-- NAME -->...<!-- /NAME -->`` block of ``page`` with its table
+    (a page holds some of the tables, not necessarily all; at least one)."""
     text = page.read_text()
-    for name, table in tables.items():
+    found = [name for name in tables if f"<!-- {name} -->" in text]
+    if not found:
+        raise SystemExit(f"{page}: no <!-- NAME --> ... <!-- /NAME --> block, NAME one of "
+                         f"{', '.join(tables)}")
+    for name in found:
         block = re.search(rf"<!-- {name} -->\n.*?<!-- /{name} -->", text, flags=re.S)
         if block is None:
-            raise SystemExit(f"{page}: no <!-- {name} --> ... <!-- /{name} --> block")
-        text = (text[:block.start()] + f"<!-- {name} -->\n{table}\n<!-- /{name} -->"
+            raise SystemExit(f"{page}: <!-- {name} --> has no closing <!-- /{name} -->")
+        text = (text[:block.start()] + f"<!-- {name} -->\n{tables[name]}\n<!-- /{name} -->"
                 + text[block.end():])
     page.write_text(text)
 
@@ -184,15 +212,17 @@ def main(argv: list[str] | None = None) -> None:
                         default=[Path(__file__).parent / "results"])
     parser.add_argument("--steps", type=float, default=np.inf,
                         help="cut every run after this many env steps")
-    parser.add_argument("--docs", type=Path, metavar="PAGE",
-                        help="write the tables into PAGE's marked blocks instead of printing")
+    parser.add_argument("--docs", type=Path, nargs="+", metavar="PAGE",
+                        help="write the tables into each PAGE's marked blocks instead of "
+                             "printing")
     args = parser.parse_args(argv)
     exp_dirs = [d for root in args.data_dirs for d in sorted(root.iterdir()) if d.is_dir()]
     tables = {"results-table": training_table(exp_dirs, args.steps),
-              "eval-table": eval_table(exp_dirs)}
-    if args.docs:
-        write_tables(args.docs, tables)
-    else:
+              "eval-table": eval_table(exp_dirs),
+              "like-for-like-table": like_for_like_table(exp_dirs)}
+    for page in args.docs or []:
+        write_tables(page, tables)
+    if not args.docs:
         print("\n\n".join(table for table in tables.values() if table))
 
 
