@@ -42,8 +42,8 @@ su:Ant-v5:0 kv:Ant-v5:0 kv:Ant-v5:10 kv:Ant-v5:20 su:Ant-v5:10 su:Ant-v5:20
 tu:Ant-v5:30 tu:Ant-v5:40 tu:Ant-v5:50
 ti:Ant-v5:0 ti:Ant-v5:10 ti:Ant-v5:20 rc:Ant-v5:0
 "}
-# The 3M-step budgets (issue #23; HalfCheetah and Hopper done, Walker2d left; Spinning Up
-# takes 23-43 min a run here, keras-vpg 7-12):
+# The 3M-step budgets (issue #23; HalfCheetah, Hopper and Walker2d all made; Spinning Up
+# takes 23-60 min a run here, keras-vpg 7-28, one core each, niced):
 #   STEPS=3000000 JOBS="su:Walker2d-v5:0 kv:Walker2d-v5:0 ..." bash benchmarks/like_for_like.sh
 
 run_one() {
