@@ -48,22 +48,22 @@ class CLIError(Exception):
 
 class ArgumentParser(argparse.ArgumentParser):
     """argparse's parser, but a usage error is one line (not the usage block), exit 2,
-    and an unknown flag gets the nearest known ones (``--pi_lr``: did you mean --pi-lr?)."""
+    and an unknown flag is reported by the command it was given to, with the nearest of
+    that command's flags (``--pi_lr``: did you mean --pi-lr?)."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        # argparse hands a subcommand's unknown words up to the top parser, whose error
+        # would name neither the command nor its flags: the subcommand reports them.
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
 
     def error(self, message: str):
         if message.startswith("unrecognized arguments:"):
-            message += _flag_hint(message.split(":", 1)[1].split(), self._option_strings())
+            flags = [flag for action in self._actions for flag in action.option_strings]
+            message += _flag_hint(message.split(":", 1)[1].split(), flags)
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-    def _option_strings(self) -> list[str]:
-        """Every flag of this parser and of its subcommands' parsers."""
-        flags = []
-        for action in self._actions:
-            flags += action.option_strings
-            if isinstance(action.choices, dict):  # the subcommands: name -> parser
-                for parser in action.choices.values():
-                    flags += parser._option_strings()
-        return flags
 
 
 def _flag_hint(words: list[str], flags: list[str]) -> str:

@@ -150,7 +150,10 @@ def test_export_saved_model(trained):
     (["export", "missing/run"], "missing/run"),
     (["plot", "missing/run"], "missing/run"),
     (["train", "--env", "CartPole-v1", "--pi_lr", "0.1"], "did you mean --pi-lr?"),
-    (["test-policy", "run", "--epsiodes", "3"], "did you mean --episodes?"),
+    (["test-policy", "run", "--epsiodes", "3"], "test-policy: error: unrecognized arguments: "
+                                                "--epsiodes 3; did you mean --episodes?"),
+    (["test-policy", "run", "--pi_lr", "1"], "test-policy: error: unrecognized arguments: "
+                                             "--pi_lr 1 (see"),  # a flag of train only
     (["train", "--env", "CartPol-v1"], "did you mean CartPole-v1"),
 ])
 def test_user_errors_exit_nonzero_naming_the_culprit(args, message, tmp_path):
@@ -168,7 +171,7 @@ def test_no_command_prints_the_commands(capsys):
 
 
 def test_a_flag_unlike_any_gets_no_suggestion():
-    flags = cli.build_parser()._option_strings()
+    flags = [flag for action in subcommands()["train"]._actions for flag in action.option_strings]
     assert cli._flag_hint(["--frob", "2"], flags) == ""
     assert cli._flag_hint(["--pi_lr=0.1", "--vf_lr", "3"], flags) == (
         "; did you mean --pi-lr, --vf-lr?")
