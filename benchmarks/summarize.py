@@ -82,6 +82,10 @@ def steps_to_hold(steps: np.ndarray, returns: np.ndarray, level: float) -> float
     return float(steps[first + LAST_EPOCHS - 1]) if first < len(average) else np.nan
 
 
+def per_seed(values: list[float]) -> str:
+    return ", ".join(f"{v:.0f}" for v in values)
+
+
 def mean_sd(values: list[float]) -> str:
     sd = np.std(values, ddof=1) if len(values) > 1 else np.nan
     return f"{np.mean(values):.0f} ± {sd:.0f}" if len(values) > 1 else f"{values[0]:.0f}"
@@ -107,7 +111,7 @@ def training_row(exp_dir: Path, max_steps: float) -> dict | None:
         return None
     return dict(env=env_id, settings=SETTINGS.get(suffix, suffix), steps=min(steps),
                 seeds=len(finals), final=mean_sd(finals),
-                per_seed=", ".join(f"{v:.0f}" for v in finals),
+                per_seed=per_seed(finals),
                 reference="" if reference is None else f"{reference:g}",
                 held=", ".join("-" if np.isnan(s) else f"{s / 1e6:.2f}M" for s in held))
 
@@ -115,6 +119,16 @@ def training_row(exp_dir: Path, max_steps: float) -> dict | None:
 def eval_scores(exp_dir: Path) -> list[float]:
     return [json.loads((run / "eval.json").read_text())["mean"] for run in runs_of(exp_dir)
             if (run / "eval.json").exists()]
+
+
+def evaluated_experiments(exp_dirs: list[Path]) -> dict[tuple[str, str], list[float]]:
+    """``(env id, suffix) -> every seed's evaluation score``, for the scored experiments."""
+    evaluated = {}
+    for d in exp_dirs:
+        env_id, _, suffix = d.name.partition("_")
+        if scores := eval_scores(d):
+            evaluated[env_id, suffix] = scores
+    return evaluated
 
 
 def order(env: str, settings: str) -> tuple:
@@ -146,13 +160,8 @@ def spinup_suffix(suffix: str) -> str:
     return "spinup" if millions == 1 else f"spinup{millions}m"
 
 
-def eval_table(exp_dirs: list[Path]) -> str:
+def eval_table(evaluated: dict[tuple[str, str], list[float]]) -> str:
     """Table 2 (Markdown): evaluation scores, one row per scored experiment ("" if none)."""
-    evaluated = {}
-    for d in exp_dirs:
-        env_id, _, suffix = d.name.partition("_")
-        if scores := eval_scores(d):
-            evaluated[env_id, suffix] = scores
     if not evaluated:
         return ""
     lines = ["| env | trainer | seeds | evaluation score (mean ± sd over seeds) | per seed "
@@ -167,22 +176,21 @@ def eval_table(exp_dirs: list[Path]) -> str:
         reference = SPINNING_UP_VPG.get(env_id.split("-v")[0])
         reference = "" if reference is None else f"{reference:g}"
         lines.append(f"| {env_id} | {SETTINGS.get(suffix, suffix)} | {len(scores)} "
-                     f"| {mean_sd(scores)} | {', '.join(f'{s:.0f}' for s in scores)} | {ratio} "
+                     f"| {mean_sd(scores)} | {per_seed(scores)} | {ratio} "
                      f"| {reference} |")
     return "\n".join(lines)
 
 
-def like_for_like_table(exp_dirs: list[Path]) -> str:
+def like_for_like_table(evaluated: dict[tuple[str, str], list[float]]) -> str:
     """Table 3 (Markdown, the README's): every seed's evaluation score of Spinning Up's
     vpg run here beside keras-vpg's with the same settings, per env and budget."""
-    scores = {tuple(d.name.split("_", 1)): eval_scores(d) for d in exp_dirs if "_" in d.name}
     lines = ["| env | env steps | Spinning Up's vpg, run here | keras-vpg, same settings |",
              "|---" * 4 + "|"]
-    envs = sorted({env_id for env_id, _ in scores}, key=lambda env_id: order(env_id, ""))
+    envs = sorted({env_id for env_id, _ in evaluated}, key=lambda env_id: order(env_id, ""))
     for env_id in envs:
         for budget, (spinup, ours) in LIKE_FOR_LIKE.items():
-            cells = [", ".join(f"{v:.0f}" for v in values) + f" (mean {np.mean(values):.0f})"
-                     if (values := scores.get((env_id, suffix))) else "-"
+            cells = [f"{per_seed(scores)} (mean {np.mean(scores):.0f})"
+                     if (scores := evaluated.get((env_id, suffix))) else "-"
                      for suffix in (spinup, ours)]
             if cells != ["-", "-"]:
                 lines.append(f"| {env_id} | {budget} | {cells[0]} | {cells[1]} |")
@@ -217,12 +225,14 @@ def main(argv: list[str] | None = None) -> None:
                              "printing")
     args = parser.parse_args(argv)
     exp_dirs = [d for root in args.data_dirs for d in sorted(root.iterdir()) if d.is_dir()]
+    evaluated = evaluated_experiments(exp_dirs)  # eval.json read once for tables 2 and 3
     tables = {"results-table": training_table(exp_dirs, args.steps),
-              "eval-table": eval_table(exp_dirs),
-              "like-for-like-table": like_for_like_table(exp_dirs)}
-    for page in args.docs or []:
-        write_tables(page, tables)
-    if not args.docs:
+              "eval-table": eval_table(evaluated),
+              "like-for-like-table": like_for_like_table(evaluated)}
+    if args.docs:
+        for page in args.docs:
+            write_tables(page, tables)
+    else:
         print("\n\n".join(table for table in tables.values() if table))
 
 
