@@ -61,9 +61,12 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         if message.startswith("unrecognized arguments:"):
-            flags = [flag for action in self._actions for flag in action.option_strings]
-            message += _flag_hint(message.split(":", 1)[1].split(), flags)
+            message += _flag_hint(message.split(":", 1)[1].split(), self.flags())
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def flags(self) -> list[str]:
+        """Every option string of this parser (``--pi-lr``, ``-h``, ...)."""
+        return [flag for action in self._actions for flag in action.option_strings]
 
 
 def _flag_hint(words: list[str], flags: list[str]) -> str:

@@ -171,7 +171,7 @@ def test_no_command_prints_the_commands(capsys):
 
 
 def test_a_flag_unlike_any_gets_no_suggestion():
-    flags = [flag for action in subcommands()["train"]._actions for flag in action.option_strings]
+    flags = subcommands()["train"].flags()
     assert cli._flag_hint(["--frob", "2"], flags) == ""
     assert cli._flag_hint(["--pi_lr=0.1", "--vf_lr", "3"], flags) == (
         "; did you mean --pi-lr, --vf-lr?")

@@ -19,9 +19,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from script_module import ROOT as REPO
+from script_module import ROOT
 
-README = REPO / "README.md"
+README = ROOT / "README.md"
 
 #: README commands that are not run, and why. A key that matches no README command fails.
 NOT_RUN = {
@@ -44,7 +44,7 @@ SUBSTITUTIONS = [
     (r"\bsteps_per_epoch=\d+", "steps_per_epoch=1000"),
     (r"--episodes \d+", "--episodes 10"),
     # Run from a temporary directory: the examples are in the repository.
-    (r"(?<![\w/])examples/", f"{REPO}/examples/"),
+    (r"(?<![\w/])examples/", f"{ROOT}/examples/"),
 ]
 
 
@@ -92,7 +92,7 @@ def test_the_readme_is_a_front_page():
     assert links
     for link in links:
         if "://" not in link:
-            assert (REPO / link).exists(), link
+            assert (ROOT / link).exists(), link
 
 
 def test_the_readme_opens_with_the_two_commands():
@@ -155,14 +155,14 @@ def test_the_python_examples_run_as_one_script(tmp_path):
     assert (tmp_path / "data" / "cartpole_py" / "serving" / "saved_model.pb").exists()
     # Outputs stay in directories .gitignore lists (the docs' TensorBoard example: runs/).
     assert {p.name for p in tmp_path.iterdir()} <= {"data", "runs"}
-    ignored = (REPO / ".gitignore").read_text().split()
+    ignored = (ROOT / ".gitignore").read_text().split()
     assert {"data/", "runs/"} <= set(ignored)
 
 
 def test_gitignore_lists_no_tracked_file():
-    if shutil.which("git") is None or not (REPO / ".git").exists():
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("not a git checkout (e.g. an sdist): no tracked files to compare")
     result = subprocess.run(["git", "ls-files", "--cached", "--ignored", "--exclude-standard"],
-                            cwd=REPO, capture_output=True, text=True)
+                            cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "", f".gitignore matches tracked files:\n{result.stdout}"
