@@ -16,9 +16,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_readme import REPO, commands, example_env, substitute
+from script_module import ROOT
+from test_readme import commands, example_env, substitute
 
-DOCS = REPO / "docs"
+DOCS = ROOT / "docs"
 NOT_RUN_TITLE = "Not run by the docs tests:"
 #: Pages not checked here, and why.
 SKIPPED_PAGES = {"architecture.md": "rewritten by the refactor; it has no runnable examples"}
@@ -65,7 +66,7 @@ def test_every_block_is_tagged_and_every_skip_says_why():
 
 
 def test_the_site_has_every_page_of_the_nav():
-    nav = re.findall(r":\s*([\w/-]+\.md)\s*$", (REPO / "mkdocs.yml").read_text(), flags=re.M)
+    nav = re.findall(r":\s*([\w/-]+\.md)\s*$", (ROOT / "mkdocs.yml").read_text(), flags=re.M)
     assert {p.relative_to(DOCS).as_posix() for p in pages()} | set(SKIPPED_PAGES) == set(nav)
 
 
@@ -152,10 +153,10 @@ def test_version_names_what_a_bug_report_needs():
 
 
 def test_the_version_is_written_once():
-    text = (REPO / "pyproject.toml").read_text()
+    text = (ROOT / "pyproject.toml").read_text()
     assert 'dynamic = ["version"]' in text and 'attr = "keras_vpg.__version__"' in text
     assert not re.search(r'^version\s*=\s*"', text, flags=re.M)  # no literal version
-    changelog = (REPO / "CHANGELOG.md").read_text()
+    changelog = (ROOT / "CHANGELOG.md").read_text()
     import keras_vpg
 
     assert f"## [{keras_vpg.__version__}]" in changelog
