@@ -800,6 +800,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv:  # a first try: the commands, not an error
         parser.print_help(sys.stderr)
         return 2
+    if argv[0].startswith("--") and argv[0].split("=", 1)[0] not in parser.flags():
+        # Before argparse, whose "COMMAND is required" would hide the mistyped flag.
+        parser.error(f"unrecognized arguments: {argv[0]}")
     args = parser.parse_args(argv)
     args.argv = argv
     debug = getattr(args, "debug", False) or os.environ.get(DEBUG_ENV, "0") not in ("", "0")

@@ -170,6 +170,15 @@ def test_no_command_prints_the_commands(capsys):
     assert all(command in err for command in cli.COMMANDS)
 
 
+def test_a_mistyped_top_level_flag_is_named_not_the_missing_command(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--verison"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --verison; did you mean --version?" in err
+    assert "COMMAND" not in err
+
+
 def test_a_flag_unlike_any_gets_no_suggestion():
     flags = subcommands()["train"].flags()
     assert cli._flag_hint(["--frob", "2"], flags) == ""
