@@ -297,7 +297,7 @@ class VPG:
                 f"overlap_update=True needs a single process (this run has {self.num_procs}); "
                 "under MPI each rank has its own core"
             )
-        # The value steps would race the policy step over a shared variable.
+        # In the background, value steps would change shared weights mid-collection.
         shared = self.ac.shared_variables
         if requested and shared:
             raise ValueError(
@@ -385,7 +385,7 @@ class VPG:
 
     def _train(self) -> None:
         """The epochs of one ``fit``, as Spinning Up's pseudocode (see the module docstring)."""
-        chunk_rows = max(1, self.steps_per_env // 20)
+        chunk_rows = max(1, self.steps_per_env // 20)  # the progress bar's and signals' pace
         while True:
             previous = self._running  # its value steps run during this collection
             if previous is not None and (previous.epoch + 1) % self.save_freq == 0:
@@ -409,13 +409,15 @@ class VPG:
             started = time.perf_counter()
             # 2. Values, then GAE-Lambda advantages and rewards-to-go.
             batch, values = self._compute_advantages(rollout.transitions)
+            # The last epoch has no next collection to run its value steps beside.
+            overlap = self.overlap_update and self.epoch < self._last_epoch
             # 3. One policy step, at the parameters that collected the data (value steps
             #    first would move a trunk shared with the value function); then the value
             #    steps, on observations normalized now (in the background when
             #    overlapping: they read and change only the value network); then the
             #    observation normalizer takes in the epoch.
             policy_metrics = self.trainer.update_policy(batch)
-            value_steps = self._start_value_steps(self._value_batch(batch))
+            value_steps = self._start_value_steps(self._value_batch(batch), overlap)
             if self.ac.obs_normalizer is not None:
                 self._update_obs_normalizer(batch["obs"])
             record = EpochRecord(self.epoch, rollout, values, policy_metrics, value_steps)
@@ -423,7 +425,7 @@ class VPG:
 
             # 4. Log and checkpoint now, or, with the value steps in the background,
             #    once the next epoch is collected.
-            if self.overlap_update and record.epoch < self._last_epoch:
+            if overlap:
                 self._running = record
             elif self._end_epoch(record) or record.epoch == self._last_epoch:
                 return
@@ -439,7 +441,8 @@ class VPG:
         obs = _rows(data.obs)
         values = self.trainer.value(obs).reshape(data.rew.shape)
         last_values = self.trainer.value(data.bootstrap_obs()).tolist()
-        adv, ret = gae_lambda(data.rew, values, data.ends_with(last_values), self.gamma, self.lam)
+        path_ends = data.path_ends_with_values(last_values)
+        adv, ret = gae_lambda(data.rew, values, path_ends, self.gamma, self.lam)
         adv_mean, adv_std, _, _ = self._statistics(adv)
         adv = ((adv - adv_mean) / (adv_std + 1e-8)).astype(np.float32)
         return {"obs": obs, "act": _rows(data.act), "ret": _rows(ret), "adv": _rows(adv),
@@ -456,9 +459,9 @@ class VPG:
             obs = keras.ops.convert_to_numpy(self.ac.normalize(keras.ops.convert_to_tensor(obs)))
         return {"obs": obs, "ret": batch["ret"]}
 
-    def _start_value_steps(self, batch) -> Future:
+    def _start_value_steps(self, batch, overlap: bool) -> Future:
         """The value steps, started in the background when overlapping (else run now)."""
-        if self.overlap_update and self.epoch < self._last_epoch:
+        if overlap:
             if self._background is None:
                 self._background = ThreadPoolExecutor(1, thread_name_prefix="keras-vpg-update")
             return self._background.submit(self.trainer.update_value, batch)
@@ -518,7 +521,8 @@ class VPG:
         return tuple(float(f(x)) if x.size else math.nan for f in (np.mean, np.std, np.min, np.max))
 
     def _epoch_logs(self, record: EpochRecord) -> dict[str, float]:
-        """The epoch's progress.txt columns (but ``Epoch``), keyed and ordered like progress.txt."""
+        """Wait for the epoch's value steps, advance the time and step counters, and
+        return the epoch's progress.txt columns (but ``Epoch``), in progress.txt's order."""
         waited = time.perf_counter()
         value_metrics = record.value_steps.result()  # waits; re-raises the thread's exception
         now = time.perf_counter()

@@ -90,8 +90,8 @@ class Transitions:
 
         Returns ``(P, *O)`` float32, ``P`` the power of two (at least 8) that holds
         ``K``: a compiled value call (XLA compiles once per input shape) then sees
-        a few batch sizes, not a new one every epoch. :meth:`ends_with` takes the
-        first ``K`` values of the ``P``.
+        a few batch sizes, not a new one every epoch. :meth:`path_ends_with_values`
+        takes the first ``K`` values of the ``P``.
         """
         finals = np.array([f for _, _, f in self.path_ends if f is not None], np.float32)
         finals = finals.reshape((-1,) + self.obs.shape[2:])
@@ -99,7 +99,8 @@ class Transitions:
         return np.concatenate([finals, np.zeros((rows - len(finals),) + finals.shape[1:],
                                                 np.float32)])
 
-    def ends_with(self, bootstrap_values: Sequence[float]) -> list[tuple[int, int, float]]:
+    def path_ends_with_values(self, bootstrap_values: Sequence[float]
+                              ) -> list[tuple[int, int, float]]:
         """``path_ends`` with each final observation replaced by its value (0 if terminated).
 
         ``bootstrap_values``: values of :meth:`bootstrap_obs`, in order (extra ones unused).
@@ -140,7 +141,6 @@ class VPGBuffer:
         self.rew = np.zeros(shape, dtype=np.float32)
         self.logp = np.zeros(shape, dtype=np.float32)
         self.rows = steps_per_env  # rows, not transitions: each row holds N of them
-        self.num_envs = num_envs
         self.ptr = 0
         # Path ends recorded during collection: (env, end row, final obs or None).
         self._ends: list[tuple[int, int, np.ndarray | None]] = []

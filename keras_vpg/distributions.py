@@ -12,7 +12,8 @@ import math
 import keras
 from keras import ops
 
-_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+#: log(2 pi) / 2, the Gaussian log-density's constant.
+HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
 class Distribution:
@@ -117,10 +118,10 @@ class DiagGaussian(Distribution):
     def log_prob(self, x):
         """Log-density of actions ``x`` of shape ``(B, A)``, summed over ``A``."""
         z = (ops.cast(x, self.mean.dtype) - self.mean) / self.std
-        return ops.sum(-0.5 * ops.square(z) - self.log_std - _HALF_LOG_2PI, axis=-1)
+        return ops.sum(-0.5 * ops.square(z) - self.log_std - HALF_LOG_2PI, axis=-1)
 
     def entropy(self):
-        return ops.sum(self.log_std + 0.5 + _HALF_LOG_2PI, axis=-1)
+        return ops.sum(self.log_std + 0.5 + HALF_LOG_2PI, axis=-1)
 
     def kl(self, other: DiagGaussian):
         var_ratio = ops.square(self.std / other.std)

@@ -9,7 +9,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -250,19 +250,18 @@ class ProgressBar(keras.callbacks.Callback):
     verbose : int
         1: bar and summary line (summary line only when stdout is not a terminal);
         2: summary line only.
-    keys : iterable of str
-        Statistics shown in the summary line.
+    initial_epoch : int
+        Epochs done before this ``fit`` call (a second ``fit``, a resume).
     """
 
     def __init__(self, epochs: int, steps_per_epoch: int, verbose: int = 1,
-                 keys: Iterable[str] = SUMMARY_KEYS, initial_epoch: int = 0):
+                 initial_epoch: int = 0):
         super().__init__()
         self.epochs = epochs
         self.target = steps_per_epoch
         # Keras's Progbar redraws with control characters even into a file; there,
         # the per-epoch lines alone (verbose 2), as a log file wants.
         self.verbose = 2 if verbose == 1 and not _is_terminal(sys.stdout) else verbose
-        self.keys = tuple(keys)
         self.initial_epoch = initial_epoch
         self.progbar: keras.utils.Progbar | None = None
 
@@ -271,7 +270,7 @@ class ProgressBar(keras.callbacks.Callback):
         # it (Spinning Up's, from 0), then how far the run is: "Epoch 9 (10/10)".
         print(f"Epoch {epoch} ({epoch + 1}/{self.initial_epoch + self.epochs})")
         self.progbar = keras.utils.Progbar(
-            self.target, verbose=self.verbose, stateful_metrics=set(self.keys), unit_name="step"
+            self.target, verbose=self.verbose, stateful_metrics=set(SUMMARY_KEYS), unit_name="step"
         )
 
     def on_collect_progress(self, steps: int) -> None:
@@ -281,7 +280,7 @@ class ProgressBar(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        values = [(k, logs[k]) for k in self.keys if k in logs]
+        values = [(k, logs[k]) for k in SUMMARY_KEYS if k in logs]
         self.progbar.update(self.target, values=values, finalize=True)
 
 

@@ -107,7 +107,7 @@ class RolloutCollector:
         # epochs + buffer.ptr), so nothing is counted per step.
         self._rows_before = 0
         self._ep_start = np.zeros(envs.num_envs, dtype=np.int64)
-        self._stats = EpochRollout()
+        self._rollout = EpochRollout()  # the epoch being collected
         self._direct = isinstance(envs, SyncVectorEnv) and (
             getattr(envs, "autoreset_mode", None) == AutoresetMode.SAME_STEP
         )
@@ -148,7 +148,7 @@ class RolloutCollector:
         """
         buffer = self.buffer
         buffer.end_open_paths(np.asarray(self.obs))
-        rollout, self._stats = self._stats, EpochRollout()
+        rollout, self._rollout = self._rollout, EpochRollout()
         rollout.env_steps = buffer.rows * self.envs.num_envs
         rollout.transitions = buffer.get()
         self._rows_before += buffer.rows
@@ -161,7 +161,7 @@ class RolloutCollector:
         return self.finish_epoch()
 
     def _collect_rows(self, end: int) -> None:
-        buffer, stats = self.buffer, self._stats
+        buffer = self.buffer
         step = self._step_direct if self._direct else self._step_vector
         sample, to_env_action, store = self.sampler.sample, self.to_env_action, buffer.store
         ep_ret, obs = self.ep_ret, self.obs
@@ -171,15 +171,14 @@ class RolloutCollector:
             store(obs, action, reward, logp)
             ep_ret += reward
             if done:  # [(env index, terminated)] of finished episodes
-                self._finish_episodes(done, final, stats)
+                self._finish_episodes(done, final)
             obs = next_obs
         self.obs = obs
 
     # -- one vector step -------------------------------------------------------------------
-    # Each returns (next obs (N, *O) float32, rewards (N,),
+    # Each returns (next obs (N, *O), rewards (N,),
     # [(env index, terminated)] of the episodes that ended, [their true final obs]).
-    # Observations are copied (an env may reuse its array) and cast to float32 once,
-    # the dtype of the buffer and of every backend's network.
+    # The buffer stores each row as a float32 copy (an env may reuse its array).
     def _step_direct(self, actions):
         """Step each sub-env of a SyncVectorEnv (SAME_STEP autoreset semantics)."""
         envs = self.envs.envs
@@ -203,14 +202,14 @@ class RolloutCollector:
         done = [(int(i), bool(terminated[i])) for i in idx]
         return obs, reward, done, [info["final_obs"][i] for i in idx]
 
-    def _finish_episodes(self, done, finals, stats: EpochRollout) -> None:
+    def _finish_episodes(self, done, finals) -> None:
         # Truncated episodes bootstrap with V of the real final observation (not the
         # next episode's reset observation); terminated ones with 0.
         now = self._rows_before + self.buffer.ptr  # rows stepped, this one included
         for (i, terminated), final in zip(done, finals):
             self.buffer.end_path(i, None if terminated else np.array(final, dtype=np.float32))
-            stats.episode_returns.append(float(self.ep_ret[i]))
-            stats.episode_lengths.append(int(now - self._ep_start[i]))
+            self._rollout.episode_returns.append(float(self.ep_ret[i]))
+            self._rollout.episode_lengths.append(int(now - self._ep_start[i]))
             self.ep_ret[i] = 0.0
             self._ep_start[i] = now
 

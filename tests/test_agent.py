@@ -249,8 +249,8 @@ def value_steps_done_before_collecting(agent):
     """Epoch k ends at the first chunk of epoch k + 1's collection."""
     start = agent._start_value_steps
 
-    def finished_first(batch):
-        future = start(batch)
+    def finished_first(batch, overlap):
+        future = start(batch, overlap)
         future.result()
         return future
 
@@ -263,9 +263,9 @@ def value_steps_done_after_collecting(agent):
     start, update_value, chunks = agent._start_value_steps, agent.trainer.update_value, \
         agent.collector.chunks
 
-    def start_blocked(batch):
+    def start_blocked(batch, overlap):
         collected.clear()
-        return start(batch)
+        return start(batch, overlap)
 
     def update_after_collection(batch):
         if threading.current_thread() is not threading.main_thread():  # not a last epoch

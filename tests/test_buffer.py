@@ -101,7 +101,8 @@ class Computed:
         self.val = value_fn(data.obs.reshape(steps * num_envs, -1)).reshape(steps, num_envs)
         finals = data.bootstrap_obs()
         last = [] if finals is None else value_fn(finals).tolist()
-        self.adv, self.ret = gae_lambda(self.rew, self.val, data.ends_with(last), GAMMA, LAM)
+        path_ends = data.path_ends_with_values(last)
+        self.adv, self.ret = gae_lambda(self.rew, self.val, path_ends, GAMMA, LAM)
 
 
 def collect_scripted(num_envs, steps_per_env, terminate_at, max_ep_len):

@@ -74,8 +74,8 @@ def test_gae_and_returns_match_the_reference_loop(case):
     data = buffer.get()
     finals = data.bootstrap_obs()  # V(obs) = obs[0], as the agent's value call would give
     last_values = [] if finals is None else finals[:, 0].tolist()
-    adv_all, ret_all = gae_lambda(data.rew, data.obs[..., 0], data.ends_with(last_values),
-                                  gamma, lam)
+    path_ends = data.path_ends_with_values(last_values)
+    adv_all, ret_all = gae_lambda(data.rew, data.obs[..., 0], path_ends, gamma, lam)
     for i, (rewards, values, ends, cutoff) in enumerate(columns):
         # float32 storage: compare with the reference on the float32-rounded inputs.
         r32 = np.float32(rewards).astype(float).tolist()

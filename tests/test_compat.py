@@ -72,7 +72,7 @@ def test_torch_value_steps_stay_correct_on_the_eager_fallback(monkeypatch):
     ac = MLPActorCritic(gym.spaces.Box(-1, 1, (3,), np.float32), gym.spaces.Discrete(2),
                         hidden_sizes=(8,))
     trainer = get_trainer(ac, keras.optimizers.Adam(), keras.optimizers.Adam(1e-2), 20)
-    assert trainer._fused_value_steps is None and not trainer.overlaps_collection
+    assert trainer._fused_value_steps is None and not trainer.overlaps_with("numpy-mlp")
     rng = np.random.default_rng(0)
     batch = {"obs": rng.normal(size=(64, 3)).astype("float32"),
              "ret": rng.normal(size=64).astype("float32")}

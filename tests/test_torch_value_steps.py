@@ -85,7 +85,7 @@ def test_fused_value_steps_equal_keras_adam_bit_for_bit(activation, obs_shape):
 def test_fused_steps_are_chosen_only_for_plain_adam(make_optimizer, fused):
     trainer = trainer_for(vf_optimizer=make_optimizer())
     assert (trainer._fused_value_steps is not None) is fused
-    assert trainer.overlaps_collection is fused
+    assert trainer.overlaps_with("numpy-mlp") is fused
 
 
 def test_an_optimizer_changed_later_takes_the_eager_path():
@@ -111,7 +111,7 @@ def test_value_and_policy_sharing_a_layer_take_the_eager_path():
     v_net = keras.Model(obs, keras.layers.Dense(1)(trunk(obs)))
     ac = keras_vpg.ActorCritic(pi_net, v_net, ACTIONS)
     trainer = get_trainer(ac, keras.optimizers.Adam(1e-3), keras.optimizers.Adam(0.01), 5)
-    assert trainer._fused_value_steps is None and not trainer.overlaps_collection
+    assert trainer._fused_value_steps is None and not trainer.overlaps_with("numpy-mlp")
 
 
 def test_a_torch_without_torchscript_falls_back_with_a_warning(monkeypatch):
@@ -122,7 +122,7 @@ def test_a_torch_without_torchscript_falls_back_with_a_warning(monkeypatch):
     monkeypatch.setattr(torch_trainer.torch.jit, "script", no_torchscript)
     with pytest.warns(RuntimeWarning, match="TorchScript is gone"):
         trainer = trainer_for()
-    assert trainer._fused_value_steps is None and not trainer.overlaps_collection
+    assert trainer._fused_value_steps is None and not trainer.overlaps_with("numpy-mlp")
     reference = trainer_for()
     reference._fused_value_steps = None
     batch = value_batch((3,))

@@ -36,12 +36,11 @@ def policy_loss(ac: ActorCritic, obs, act, adv):
     return -ops.mean(logp * adv), logp, dist.entropy()
 
 
-def value_loss(ac: ActorCritic, obs, ret, shards: int = 1, normalized: bool = False):
-    """Mean squared error of ``V(s)`` against the rewards-to-go.
+def value_loss(ac: ActorCritic, obs, ret, shards: int = 1):
+    """Mean squared error of ``V(s)`` against the rewards-to-go ``ret (B,)``.
 
-    With ``normalized`` the observations have already been through the model's
-    observation normalizer (see :meth:`Trainer.update_value`), and go straight to
-    ``ac.v_net``.
+    ``obs (B, *O)`` have already been through the model's observation normalizer
+    (see :meth:`Trainer.update_value`), so they go straight to ``ac.v_net``.
 
     With ``shards > 1`` the batch is cut into that many row blocks whose squared
     errors are summed separately: the same loss, written as independent chains
@@ -49,7 +48,7 @@ def value_loss(ac: ActorCritic, obs, ret, shards: int = 1, normalized: bool = Fa
     the blocks, not the small matmuls inside one).
     """
     def value(x):
-        return ops.reshape(ac.v_net(x), (-1,)) if normalized else ac.value(x)
+        return ops.reshape(ac.v_net(x), (-1,))
 
     rows = obs.shape[0]
     if shards <= 1 or rows is None or rows < shards:
@@ -75,7 +74,8 @@ def update_shards(allreduce) -> int:
 
 
 def policy_metrics(ac: ActorCritic, batch, loss_pi_old, entropy_old):
-    """The policy step's statistics, measured with the updated policy parameters.
+    """The policy step's statistics: ``LossPi`` and ``Entropy`` from before the step,
+    ``DeltaLossPi`` and ``KL`` measured with the updated policy parameters.
 
     ``KL`` is the sample estimate ``mean(logp_old - logp_new)`` over the batch, and
     ``DeltaLossPi`` is new loss minus old loss (Spinning Up computes both before
@@ -95,7 +95,7 @@ def value_metrics(ac: ActorCritic, batch, loss_v_old):
 
     ``batch["obs"]`` is normalized already (see :meth:`Trainer.update_value`).
     """
-    loss_v_new = value_loss(ac, batch["obs"], batch["ret"], normalized=True)
+    loss_v_new = value_loss(ac, batch["obs"], batch["ret"])
     return {"LossV": loss_v_old, "DeltaLossV": loss_v_new - loss_v_old}
 
 
@@ -141,13 +141,10 @@ class Trainer:
         pi_optimizer.build(self.pi_variables)
         vf_optimizer.build(self.v_variables)
 
-    #: Whether the value steps run well in a background thread while the next
-    #: epoch is collected (measured per backend; see the backend modules).
-    overlaps_collection = False
-
     def overlaps_with(self, sampler_path: str) -> bool:
-        """Whether the value steps overlap well with a collection on ``sampler_path``."""
-        return self.overlaps_collection
+        """Whether the value steps run well in a background thread while the next epoch
+        is collected on ``sampler_path`` (measured per backend; see the backend modules)."""
+        return False
 
     def sample(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Sample actions for a batch of observations ``(B, *O)`` with the backend's call.
@@ -185,7 +182,7 @@ class Trainer:
         steps run); other keys are ignored. Returns ``LossV`` and ``DeltaLossV``
         (floats, this rank). Reads and changes only the value network's variables
         and its optimizer's, so it may run in another thread while :meth:`sample`
-        is called and the normalizer is updated (see :attr:`overlaps_collection`).
+        is called and the normalizer is updated (see :meth:`overlaps_with`).
         """
         raise NotImplementedError
 

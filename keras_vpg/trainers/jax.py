@@ -14,7 +14,7 @@ speed at batch 1-8 on CPU is set by XLA's CPU runtime rather than the arithmetic
   concatenated): one host transfer instead of three.
 
 The value steps release the GIL while XLA runs them, so they overlap well with
-the next epoch's collection (:attr:`BackendTrainer.overlaps_collection`).
+the next epoch's collection (:meth:`BackendTrainer.overlaps_with`).
 Measurements: ``benchmarks/README.md``.
 """
 
@@ -100,7 +100,8 @@ class BackendTrainer(Trainer):
     where it would have.
     """
 
-    overlaps_collection = True
+    def overlaps_with(self, sampler_path):
+        return True
 
     def __init__(self, ac, pi_optimizer, vf_optimizer, train_v_iters, allreduce=None,
                  fast_paths=True):
@@ -219,7 +220,7 @@ class BackendTrainer(Trainer):
         def loss_fn(v_values):
             return self._with_values(
                 values, idx, v_values,
-                lambda: value_loss(ac, batch["obs"], batch["ret"], shards, normalized=True),
+                lambda: value_loss(ac, batch["obs"], batch["ret"], shards),
             )
 
         def value_iteration(_, carry):

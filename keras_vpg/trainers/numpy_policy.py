@@ -16,15 +16,14 @@ chooses once per agent between two paths, recorded in ``config.json`` (``"sample
 
 from __future__ import annotations
 
-import math
-
 import keras
 import numpy as np
 
 from keras_vpg.actor_critic import ActorCritic
+from keras_vpg.distributions import HALF_LOG_2PI
 
 
-def _numpy(variable) -> np.ndarray | None:
+def _float32(variable) -> np.ndarray | None:
     """A Keras variable's value as a float32 numpy array (``None`` stays ``None``)."""
     return None if variable is None else np.asarray(keras.ops.convert_to_numpy(variable),
                                                     np.float32)
@@ -43,7 +42,6 @@ ACTIVATIONS = {
     "elu": lambda x: np.where(x > 0.0, x, np.expm1(np.minimum(x, 0.0))),
     "silu": lambda x: x * _sigmoid(x),
 }
-_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 #: The ActorCritic methods between an observation and a sampled action: a subclass
 #: overriding any of them samples differently from the numpy copy of the maths.
 _SAMPLING_METHODS = ("distribution", "normalize", "sample_tensors")
@@ -123,19 +121,19 @@ class NumpyPolicySampler:
 
     def begin(self) -> None:
         """Read the current weights (call before a run of :meth:`sample` calls)."""
-        layers = [step if step == "flatten" else (_numpy(step[0]), _numpy(step[1]),
+        layers = [step if step == "flatten" else (_float32(step[0]), _float32(step[1]),
                                                    ACTIVATIONS[step[2]]) for step in self.steps]
         cache = {"layers": layers, "norm": None}
         norm = self.ac.obs_normalizer
         # As ObservationNormalizer.call: no statistics yet -> observations unchanged.
         if norm is not None and float(keras.ops.convert_to_numpy(norm.count)) > 0:
-            cache["norm"] = (_numpy(norm.mean), np.sqrt(_numpy(norm.var) + np.float32(1e-8)),
+            cache["norm"] = (_float32(norm.mean), np.sqrt(_float32(norm.var) + np.float32(1e-8)),
                              np.float32(norm.clip))
         if not self.ac.discrete:
-            log_std = _numpy(self.ac.log_std)
+            log_std = _float32(self.ac.log_std)
             cache["std"] = np.exp(log_std)
             # logp of mean + std * noise = -0.5 * sum(noise^2) - sum(log_std + log(2 pi) / 2)
-            cache["logp_const"] = np.float32(-(log_std + _HALF_LOG_2PI).sum())
+            cache["logp_const"] = np.float32(-(log_std + HALF_LOG_2PI).sum())
         self.cache = cache
 
     def end(self) -> None:
@@ -198,7 +196,7 @@ class PolicySampler:
     ----------
     begin : callable
         ``() -> None``, before a run of :attr:`sample` calls: reads the policy's
-        current weights.
+        current weights where the path caches them (numpy, JAX), else does nothing.
     sample : callable
         ``obs (B, *O) -> (action (B, ...), logp (B,))``, numpy in and out.
     end : callable

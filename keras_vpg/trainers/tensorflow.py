@@ -150,10 +150,10 @@ class BackendTrainer(Trainer):
 
     def _value_graph(self, batch):
         ac = self.ac
-        loss_v_old = value_loss(ac, batch["obs"], batch["ret"], normalized=True)
+        loss_v_old = value_loss(ac, batch["obs"], batch["ret"])
         for _ in tf.range(self.train_v_iters):
             with tf.GradientTape() as tape:
-                loss_v = value_loss(ac, batch["obs"], batch["ret"], self._shards, normalized=True)
+                loss_v = value_loss(ac, batch["obs"], batch["ret"], self._shards)
             grads = tape.gradient(loss_v, self.v_variables)
             self.vf_optimizer.apply(self._averaged(grads, self.v_variables), self.v_variables)
         return value_metrics(ac, batch, loss_v_old)

@@ -9,7 +9,7 @@ storage. Other models keep the Keras path.
 
 With an MLP value function and Keras's plain Adam, the value steps run as one
 TorchScript call (:class:`FusedValueSteps`) that holds no GIL, so they overlap
-with the next epoch's collection (:attr:`BackendTrainer.overlaps_collection`):
+with the next epoch's collection (:meth:`BackendTrainer.overlaps_with`):
 eager, their ~30 framework calls per step each waited for the GIL that the env
 loop holds, and overlapping gained nothing. It reads Keras Adam's slot
 variables through :mod:`keras_vpg.trainers.compat`. Other optimizers, other
@@ -32,8 +32,10 @@ from keras_vpg.mpi import usable_cores
 from keras_vpg.trainers import compat, numpy_policy
 from keras_vpg.trainers.base import (
     Trainer,
+    flat_concat,
     policy_loss,
     policy_metrics,
+    split_like,
     value_loss,
 )
 
@@ -105,14 +107,6 @@ def _intra_op_threads(threads: int | None):
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def mlp_layers(net: keras.Model):
-    """``[(kernel, bias or None, activation name) | "flatten"]`` of a plain MLP, or ``None``.
-
-    Names are keys of :data:`_ACTIVATIONS`; see :func:`numpy_policy.mlp_layers`.
-    """
-    return numpy_policy.mlp_layers(net, _ACTIVATIONS)
 
 
 def _run(steps, x):
@@ -222,10 +216,11 @@ class FusedValueSteps:
     def for_model(cls, ac, v_steps, optimizer) -> FusedValueSteps | None:
         """The fused steps for ``ac``'s value net and ``optimizer``; ``None`` if they do not apply.
 
-        ``v_steps`` is :func:`mlp_layers` of ``ac.v_net``. They apply to
-        Flatten-first or plain stacks of biased float32 Dense layers sharing no
-        variable with the policy (the value steps may run while the policy step
-        does), trained by :func:`_plain_adam` optimizers.
+        ``v_steps`` is :func:`numpy_policy.mlp_layers` of ``ac.v_net``. They apply
+        to Flatten-first or plain stacks of biased float32 Dense layers sharing no
+        variable with the policy (the value steps, in the background, would change
+        weights the next collection samples with), trained by :func:`_plain_adam`
+        optimizers.
         """
         if v_steps is None or not _plain_adam(optimizer):
             return None
@@ -312,10 +307,10 @@ def _scripted_value_steps():
 class BackendTrainer(Trainer):
     """See :class:`keras_vpg.trainers.base.Trainer`.
 
-    Values of MLP value functions run as plain torch ops (see :func:`mlp_layers`)
-    on detached views of the Keras variables. The policy step runs through Keras
-    with autograd; the value steps as one TorchScript call when
-    :class:`FusedValueSteps` applies, else as plain torch ops (MLPs) or Keras,
+    Values of MLP value functions run as plain torch ops (see
+    :func:`numpy_policy.mlp_layers`) on the Keras variables' own tensors. The policy
+    step runs through Keras with autograd; the value steps as one TorchScript call
+    when :class:`FusedValueSteps` applies, else as plain torch ops (MLPs) or Keras,
     stepped by the Keras optimizer.
     """
 
@@ -323,7 +318,7 @@ class BackendTrainer(Trainer):
                  fast_paths=True):
         super().__init__(ac, pi_optimizer, vf_optimizer, train_v_iters, allreduce, fast_paths)
         # Without fast paths: values and value steps through Keras, stepped eagerly.
-        self._v_steps = mlp_layers(ac.v_net) if fast_paths else None
+        self._v_steps = numpy_policy.mlp_layers(ac.v_net, _ACTIVATIONS) if fast_paths else None
         self._v_tensors = None if self._v_steps is None else _tensors(self._v_steps)
         # Under MPI every rank has its core: no extra threads for the update; and
         # each step's gradients are averaged across ranks, so no fused loop.
@@ -332,8 +327,10 @@ class BackendTrainer(Trainer):
             FusedValueSteps.for_model(ac, self._v_steps, vf_optimizer)
             if allreduce is None else None
         )
+
+    def overlaps_with(self, sampler_path):
         # Only a GIL-free value loop runs well beside the env loop.
-        self.overlaps_collection = self._fused_value_steps is not None
+        return self._fused_value_steps is not None
 
     # -- collection ---------------------------------------------------------------------
     def sample(self, obs):
@@ -358,14 +355,13 @@ class BackendTrainer(Trainer):
 
     def _averaged(self, grads, variables):
         """The gradients averaged across ranks: one flat buffer per step."""
-        flat = torch.from_numpy(self.allreduce(torch.cat([g.reshape(-1) for g in grads]).numpy()))
-        grads = torch.split(flat, [g.numel() for g in grads])
-        return [g.reshape(v.shape) for g, v in zip(grads, variables)]
+        flat = self.allreduce(flat_concat(grads).numpy())
+        return split_like(torch.from_numpy(flat), variables)
 
     def _value_loss(self, batch):
         """MSE of V against the returns; plain torch for MLPs (same maths as value_loss)."""
         if self._v_steps is None:
-            return value_loss(self.ac, batch["obs"], batch["ret"], normalized=True)
+            return value_loss(self.ac, batch["obs"], batch["ret"])
         predicted = _run(self._v_tensors, batch["obs"]).reshape(-1)
         return torch.mean(torch.square(predicted - batch["ret"]))
 
@@ -401,7 +397,7 @@ class BackendTrainer(Trainer):
             self._gradient_step(loss_v, self.v_variables, self.vf_optimizer)
         if loss_v_old is None:  # no steps
             with torch.no_grad():
-                loss_v_old = value_loss(self.ac, batch["obs"], batch["ret"], normalized=True)
+                loss_v_old = self._value_loss(batch)
         return loss_v_old
 
 
