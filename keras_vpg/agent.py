@@ -213,8 +213,6 @@ class VPG:
             configure_threads()  # first VPG of the process: before the backend computes
         ac_kwargs = dict(config.ac_kwargs or {})
         logger_kwargs = dict(config.logger_kwargs or {})
-        self.gamma, self.lam, self.save_freq = config.gamma, config.lam, config.save_freq
-        self.keep_checkpoints = config.keep_checkpoints
 
         # Every rank seeds differently but starts from rank 0's parameters.
         self.rank, self.num_procs = mpi.proc_id(), mpi.num_procs()
@@ -388,7 +386,7 @@ class VPG:
         chunk_rows = max(1, self.steps_per_env // 20)  # the progress bar's and signals' pace
         while True:
             previous = self._running  # its value steps run during this collection
-            if previous is not None and (previous.epoch + 1) % self.save_freq == 0:
+            if previous is not None and (previous.epoch + 1) % self.config.save_freq == 0:
                 # Its checkpoint, written after this collection, resumes from these streams.
                 self._streams_at_collection = (previous.epoch + 1, self._random_streams())
             # 1. Collect the epoch, in chunks; between chunks, stop on a signal (under
@@ -442,7 +440,7 @@ class VPG:
         values = self.trainer.value(obs).reshape(data.rew.shape)
         last_values = self.trainer.value(data.bootstrap_obs()).tolist()
         path_ends = data.path_ends_with_values(last_values)
-        adv, ret = gae_lambda(data.rew, values, path_ends, self.gamma, self.lam)
+        adv, ret = gae_lambda(data.rew, values, path_ends, self.config.gamma, self.config.lam)
         adv_mean, adv_std, _, _ = self._statistics(adv)
         adv = ((adv - adv_mean) / (adv_std + 1e-8)).astype(np.float32)
         return {"obs": obs, "act": _rows(data.act), "ret": _rows(ret), "adv": _rows(adv),
@@ -484,7 +482,7 @@ class VPG:
             stop = mpi.broadcast_object(stop)
         last = stop or record.epoch == self._last_epoch
         # The run directory now holds a consistent state: save the policy and a checkpoint.
-        if self.epoch % self.save_freq == 0 or last:
+        if self.epoch % self.config.save_freq == 0 or last:
             self.logger.save_model(self.ac, record.epoch)
             self._save_checkpoint()
         if not last:
@@ -641,7 +639,7 @@ class VPG:
             "config": json.loads(config_file.read_text()) if config_file.exists() else {},
         }
         return checkpoint.write_checkpoint(self.output_dir, self.epoch, arrays, state,
-                                           self.keep_checkpoints)
+                                           self.config.keep_checkpoints)
 
     def _restore_checkpoint(self, path: str | os.PathLike) -> None:
         """Load the checkpoint at ``path`` into this agent (built with the same settings).
