@@ -60,9 +60,7 @@ def exit_status(error: BaseException) -> int | None:
     """Exit status for an interruption: 143 (SIGTERM), 130 (SIGINT / Ctrl-C), else ``None``."""
     if isinstance(error, Interrupted):
         return error.exit_status
-    if isinstance(error, KeyboardInterrupt):
-        return 130
-    return None
+    return 130 if isinstance(error, KeyboardInterrupt) else None
 
 
 @contextlib.contextmanager
@@ -118,11 +116,8 @@ class StopOnSignals:
     def check(self) -> None:
         """Raise :class:`Terminated` / :class:`Interrupted` if a signal was received."""
         signum = self.pending()
-        if signum is None:
-            return
-        if signum == signal.SIGTERM:
-            raise Terminated(signum)
-        raise Interrupted(signum)
+        if signum is not None:
+            raise Terminated(signum) if signum == signal.SIGTERM else Interrupted(signum)
 
 
 def print_line(text: str, end_bar: bool = False) -> None:
