@@ -26,9 +26,8 @@ INSTALL_HINT = 'pip install "keras-vpg[mpi]"  (mpi4py and an MPI with mpirun)'
 
 def _comm():
     """``MPI.COMM_WORLD``, or ``None`` when mpi4py is missing or only one process runs."""
-    if "mpi4py" not in sys.modules and "OMPI_COMM_WORLD_SIZE" not in os.environ and (
-        "PMI_SIZE" not in os.environ
-    ):
+    launched = "OMPI_COMM_WORLD_SIZE" in os.environ or "PMI_SIZE" in os.environ
+    if "mpi4py" not in sys.modules and not launched:
         # Not launched by mpirun and nobody imported mpi4py: stay MPI-free (fast import).
         return None
     try:
@@ -102,31 +101,25 @@ def allreduce_sum(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def mpi_max(x: float) -> float:
-    """Maximum of a scalar over ranks."""
+def _reduce_scalar(x: float, op: str) -> float:
+    """``x`` reduced over ranks by MPI's operation ``op`` (``"MIN"``, ``"MAX"``)."""
     comm = _world()
     if comm is None:
         return x
     from mpi4py import MPI
 
-    return comm.allreduce(x, op=MPI.MAX)
+    return comm.allreduce(x, op=getattr(MPI, op))
+
+
+def mpi_max(x: float) -> float:
+    """Maximum of a scalar over ranks."""
+    return _reduce_scalar(x, "MAX")
 
 
 def allreduce_mean(x: np.ndarray) -> np.ndarray:
     """Element-wise mean over ranks (used to average flat gradient vectors)."""
     total = allreduce_sum(x)
     return (total / num_procs()).astype(np.asarray(x).dtype, copy=False)
-
-
-def broadcast(x: np.ndarray, root: int = 0) -> np.ndarray:
-    """``root``'s copy of the array ``x`` on every rank."""
-    x = np.ascontiguousarray(x)
-    comm = _world()
-    if comm is None:
-        return x.copy()
-    out = x.copy()
-    comm.Bcast(out, root=root)
-    return out
 
 
 def broadcast_object(obj: Any, root: int = 0) -> Any:
@@ -149,7 +142,8 @@ def sync_variables(variables: Sequence) -> None:
     import keras
 
     values = [keras.ops.convert_to_numpy(v.value) for v in variables]
-    flat = broadcast(np.concatenate([v.astype(np.float64).ravel() for v in values]))
+    flat = np.concatenate([v.astype(np.float64).ravel() for v in values])
+    comm.Bcast(flat, root=0)
     start = 0
     for variable, value in zip(variables, values):
         size = value.size
@@ -184,15 +178,9 @@ def mpi_statistics_scalar(x, with_min_and_max: bool = False) -> tuple[float, ...
     std = float(np.sqrt(mpi_sum(np.sum((x - mean) ** 2)) / count))
     if not with_min_and_max:
         return float(mean), std
-    local_min = x.min() if x.size else np.inf
-    local_max = x.max() if x.size else -np.inf
-    comm = _world()
-    if comm is not None:
-        from mpi4py import MPI
-
-        local_min = comm.allreduce(local_min, op=MPI.MIN)
-        local_max = comm.allreduce(local_max, op=MPI.MAX)
-    return float(mean), std, float(local_min), float(local_max)
+    global_min = _reduce_scalar(x.min() if x.size else np.inf, "MIN")
+    global_max = _reduce_scalar(x.max() if x.size else -np.inf, "MAX")
+    return float(mean), std, float(global_min), float(global_max)
 
 
 def mpirun_path() -> str | None:
@@ -254,23 +242,20 @@ def mpirun_command(
     extra_args = [str(a) for a in extra_args]
     user_binds = any(a.startswith(("--bind-to", "--map-by", "-bind-to", "-map-by"))
                      for a in extra_args)
-    flags: list[str] = []
+    if hostfile is not None and not os.path.isfile(hostfile):
+        raise FileNotFoundError(f"hostfile {os.fspath(hostfile)!r} does not exist")
+    flags = ["--oversubscribe"] if hostfile is None else ["--hostfile", os.fspath(hostfile)]
+    if not user_binds:
+        # A hostfile's ranks are always bound; on this machine only when they fit.
+        # usable_cores() counts hardware threads, Open MPI binds to physical cores:
+        # "overload-allowed" keeps SMT machines (n up to the thread count) launching.
+        fit = hostfile is not None or n <= usable_cores()
+        flags += ["--bind-to", "core:overload-allowed" if fit else "none"]
     if hostfile is not None:
-        if not os.path.isfile(hostfile):
-            raise FileNotFoundError(f"hostfile {os.fspath(hostfile)!r} does not exist")
-        flags += ["--hostfile", os.fspath(hostfile)]
-        if not user_binds:
-            flags += ["--bind-to", "core:overload-allowed"]
         env = os.environ if env is None else env
         for name in FORWARDED_ENV:
             if name in env:
                 flags += ["-x", name]
-    else:
-        flags.append("--oversubscribe")
-        if not user_binds:
-            # usable_cores() counts hardware threads, Open MPI binds to physical cores:
-            # "overload-allowed" keeps SMT machines (n up to the thread count) launching.
-            flags += ["--bind-to", "core:overload-allowed" if n <= usable_cores() else "none"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         flags.append("--allow-run-as-root")
     return [mpirun, "-np", str(n), *flags, *extra_args]
@@ -349,11 +334,10 @@ def abort_on_exception() -> Iterator[None]:
         yield
     except BaseException as error:
         comm = _world()
-        if comm is None or isinstance(error, (SystemExit, KeyboardInterrupt)) and (
-            getattr(error, "code", 1) == 0
-        ):
-            raise
-        if getattr(error, "all_ranks", False):  # every rank raised it at the same point
+        clean_exit = isinstance(error, (SystemExit, KeyboardInterrupt)) and (
+            getattr(error, "code", 1) == 0)
+        # all_ranks: every rank raised it at the same point, none is left waiting.
+        if comm is None or clean_exit or getattr(error, "all_ranks", False):
             raise
         text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
         sys.stderr.write(f"[rank {comm.Get_rank()}] {text}")
