@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from keras_vpg._backend import is_installed
+
 INSTALL_HINT = 'pip install "keras-vpg[mpi]"  (mpi4py and an MPI with mpirun)'
 
 
@@ -38,12 +40,8 @@ def _comm():
 
 
 def mpi_available() -> bool:
-    """Whether ``mpi4py`` can be imported."""
-    try:
-        import mpi4py  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether ``mpi4py`` can be imported (found on the path; MPI itself is not started)."""
+    return is_installed("mpi4py")
 
 
 def proc_id() -> int:
@@ -118,8 +116,7 @@ def mpi_max(x: float) -> float:
 
 def allreduce_mean(x: np.ndarray) -> np.ndarray:
     """Element-wise mean over ranks (used to average flat gradient vectors)."""
-    total = allreduce_sum(x)
-    return (total / num_procs()).astype(np.asarray(x).dtype, copy=False)
+    return (allreduce_sum(x) / num_procs()).astype(np.asarray(x).dtype, copy=False)
 
 
 def broadcast_object(obj: Any, root: int = 0) -> Any:
@@ -144,11 +141,9 @@ def sync_variables(variables: Sequence) -> None:
     values = [keras.ops.convert_to_numpy(v.value) for v in variables]
     flat = np.concatenate([v.astype(np.float64).ravel() for v in values])
     comm.Bcast(flat, root=0)
-    start = 0
-    for variable, value in zip(variables, values):
-        size = value.size
-        variable.assign(flat[start : start + size].reshape(value.shape).astype(value.dtype))
-        start += size
+    parts = np.split(flat, np.cumsum([value.size for value in values])[:-1])
+    for variable, value, part in zip(variables, values, parts):
+        variable.assign(part.reshape(value.shape).astype(value.dtype))
 
 
 def mpi_sum(x):
@@ -159,8 +154,7 @@ def mpi_sum(x):
 
 def mpi_avg(x):
     """Mean of a scalar or array over ranks."""
-    total = mpi_sum(x)
-    return total / num_procs()
+    return mpi_sum(x) / num_procs()
 
 
 def mpi_statistics_scalar(x, with_min_and_max: bool = False) -> tuple[float, ...]:
@@ -172,8 +166,7 @@ def mpi_statistics_scalar(x, with_min_and_max: bool = False) -> tuple[float, ...
     x = np.asarray(x, dtype=np.float64).ravel()
     total, count = mpi_sum(np.array([x.sum(), x.size]))
     if count == 0:
-        nan = float("nan")
-        return (nan, nan, nan, nan) if with_min_and_max else (nan, nan)
+        return (float("nan"),) * (4 if with_min_and_max else 2)
     mean = total / count
     std = float(np.sqrt(mpi_sum(np.sum((x - mean) ** 2)) / count))
     if not with_min_and_max:
