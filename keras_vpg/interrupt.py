@@ -108,10 +108,8 @@ class StopOnSignals:
 
     def pending(self) -> int | None:
         """The signal to stop for, agreed over MPI ranks (SIGTERM wins), or ``None``."""
-        received = self.received or 0
-        if mpi.num_procs() > 1:  # every rank calls this at the same points
-            received = int(mpi.mpi_max(received))
-        return received or None
+        # Every rank calls this at the same points (without MPI: this rank's signal).
+        return int(mpi.mpi_max(self.received or 0)) or None
 
     def check(self) -> None:
         """Raise :class:`Terminated` / :class:`Interrupted` if a signal was received."""
