@@ -57,11 +57,6 @@ def resuming(output_dir: str | os.PathLike) -> Iterator[None]:
         _RESUMING.reset(token)
 
 
-def holds_run(directory: Path) -> bool:
-    """Whether ``directory`` holds a run's files (progress.txt, checkpoints, ...)."""
-    return any((directory / name).exists() for name in RUN_MARKERS)
-
-
 #: Where replaced runs go, inside the parent of their run directory (the experiment
 #: folder). Hidden, so that readers that walk an experiment folder (``keras-vpg plot``
 #: skips hidden folders, as shell globs do) never count an old run as a seed; a
@@ -133,10 +128,10 @@ class EpochLogger:
         self.is_writer = mpi.proc_id() == 0
         self.rows: list[dict[str, float]] = []
         self.columns: list[str] | None = None
-        resumed = _RESUMING.get()
-        self.resumed = resumed is not None and resumed == self.output_dir.resolve()
+        self.resumed = _RESUMING.get() == self.output_dir.resolve()
         if self.is_writer:
-            if not self.resumed and self.output_dir.is_dir() and holds_run(self.output_dir):
+            # (A file that is not a directory holds none of RUN_MARKERS.)
+            if not self.resumed and any((self.output_dir / n).exists() for n in RUN_MARKERS):
                 old = move_run_aside(self.output_dir)
                 warnings.warn(
                     f"{self.output_dir} already held a run: moved it to {old} "
@@ -183,9 +178,7 @@ class EpochLogger:
         if not self.is_writer:
             return
         config = dict(config, exp_name=self.exp_name, versions=run_versions())
-        if self.resumed:
-            config = {**self._read_config(), **config}
-        self._write_config(config)
+        self._write_config({**self._read_config(), **config} if self.resumed else config)
 
     def update_config(self, **entries: Any) -> None:
         """Add ``entries`` to ``config.json``: what ``--config`` needs beyond the
@@ -311,24 +304,23 @@ def run_versions() -> dict[str, str | None]:
             return None
 
     package_dir = Path(__file__).resolve().parent
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(package_dir), *args], capture_output=True,
+                              text=True, timeout=10)
+
     commit = None
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        git = ["git", "-C", str(package_dir)]
         # Only where this package is a tracked file of the checkout (not a venv inside one).
-        tracked = subprocess.run([*git, "ls-files", "--error-unmatch", "__init__.py"],
-                                 capture_output=True, timeout=10).returncode == 0
-        head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=10)
+        tracked = git("ls-files", "--error-unmatch", "__init__.py").returncode == 0
+        head = git("rev-parse", "HEAD")
         if tracked and head.returncode == 0:
-            dirty = subprocess.run([*git, "status", "--porcelain", "--", "."],
-                                   capture_output=True, text=True, timeout=10).stdout.strip()
+            dirty = git("status", "--porcelain", "--", ".").stdout.strip()
             commit = head.stdout.strip() + ("+dirty" if dirty else "")
     backend = keras.backend.backend()
     return {
         "keras_vpg": __version__, "git_commit": commit, "python": platform.python_version(),
         "keras": keras.__version__,
-        backend: version({"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
-                         .get(backend, backend)) or version(f"{backend}-cpu"),
+        backend: version(backend) or version(f"{backend}-cpu"),  # e.g. tensorflow-cpu
         "numpy": np.__version__, "gymnasium": version("gymnasium"), "mujoco": version("mujoco"),
         "cpu": _cpu(),
     }
