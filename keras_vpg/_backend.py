@@ -126,9 +126,8 @@ def resolve_backend(flag: str | None = None) -> BackendChoice:
     for candidate in FALLBACK_ORDER:
         if is_installed(candidate):
             where = keras_json_path() if source == "keras.json" else "Keras's default"
-            notice = (
-                f"keras-vpg: the {configured} backend ({where}) is not installed; "
-                f"using {candidate} (set KERAS_BACKEND or --backend to choose)")
+            notice = (f"keras-vpg: the {configured} backend ({where}) is not installed; "
+                      f"using {candidate} (set KERAS_BACKEND or --backend to choose)")
             return BackendChoice(candidate, "fallback", notice)
     raise BackendNotInstalled(
         f"no Keras backend is installed: {install_hint('jax')} (or torch, tensorflow)")
