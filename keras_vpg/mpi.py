@@ -26,8 +26,11 @@ from keras_vpg._backend import is_installed
 INSTALL_HINT = 'pip install "keras-vpg[mpi]"  (mpi4py and an MPI with mpirun)'
 
 
-def _comm():
-    """``MPI.COMM_WORLD``, or ``None`` when mpi4py is missing or only one process runs."""
+def _world():
+    """``MPI.COMM_WORLD``, or ``None`` when mpi4py is missing or only one process runs.
+
+    (A world of one process is no world: every function then behaves as without MPI.)
+    """
     launched = "OMPI_COMM_WORLD_SIZE" in os.environ or "PMI_SIZE" in os.environ
     if "mpi4py" not in sys.modules and not launched:
         # Not launched by mpirun and nobody imported mpi4py: stay MPI-free (fast import).
@@ -36,7 +39,7 @@ def _comm():
         from mpi4py import MPI
     except ImportError:
         return None
-    return MPI.COMM_WORLD
+    return MPI.COMM_WORLD if MPI.COMM_WORLD.Get_size() > 1 else None
 
 
 def mpi_available() -> bool:
@@ -46,13 +49,13 @@ def mpi_available() -> bool:
 
 def proc_id() -> int:
     """Rank of this process (0 without MPI)."""
-    comm = _comm()
+    comm = _world()
     return 0 if comm is None else comm.Get_rank()
 
 
 def num_procs() -> int:
     """Number of MPI processes (1 without MPI)."""
-    comm = _comm()
+    comm = _world()
     return 1 if comm is None else comm.Get_size()
 
 
@@ -64,26 +67,18 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-#: Variables in which MPI launchers give the number of ranks on this node.
-_LOCAL_SIZE_VARIABLES = ("OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS")
-
-
 def local_ranks() -> int:
     """Ranks sharing this machine, as the launcher says (1 when not under ``mpirun``).
 
     Read from the environment (Open MPI, MPICH / Intel MPI), without starting MPI,
     so it can size thread pools before any backend has started.
     """
-    for name in _LOCAL_SIZE_VARIABLES:
+    # The variables in which MPI launchers give the number of ranks on this node.
+    for name in ("OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"):
         text = os.environ.get(name, "").strip()
         if text.isdigit() and int(text) > 0:
             return int(text)
     return 1
-
-
-def _world():
-    comm = _comm()
-    return comm if comm is not None and comm.Get_size() > 1 else None
 
 
 def allreduce_sum(x: np.ndarray) -> np.ndarray:
