@@ -29,10 +29,8 @@ class EnvStepError(RuntimeError):
 
 def env_name(env: gym.Env) -> str:
     """The env's gymnasium id (``spec.id``), else its class name."""
-    spec = getattr(env, "spec", None)
-    if spec is not None and getattr(spec, "id", None):
-        return spec.id
-    return type(env.unwrapped).__name__
+    spec_id = getattr(getattr(env, "spec", None), "id", None)  # the spec may be None
+    return spec_id or type(env.unwrapped).__name__
 
 
 class CheckEnvData(gym.Wrapper):
