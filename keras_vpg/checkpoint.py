@@ -26,7 +26,6 @@ import hashlib
 import io
 import json
 import os
-import re
 import shutil
 import time
 import warnings
@@ -38,7 +37,6 @@ import numpy as np
 
 CHECKPOINTS = "checkpoints"
 FORMAT_VERSION = 1
-_NAME = re.compile(r"^ckpt_(\d+)$")
 _ARRAYS, _STATE = "arrays.npz", "state.json"
 
 
@@ -66,8 +64,8 @@ def list_checkpoints(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
     """``[(epoch, path)]`` of the ``ckpt_<epoch>`` directories, oldest first (unchecked)."""
     # (No such directory: glob finds nothing.)
     entries = checkpoint_dir(run_dir).glob("ckpt_*")
-    return sorted((int(p.name.removeprefix("ckpt_")), p) for p in entries
-                  if _NAME.match(p.name) and p.is_dir())
+    numbered = [(p.name.removeprefix("ckpt_"), p) for p in entries]
+    return sorted((int(number), p) for number, p in numbered if number.isdecimal() and p.is_dir())
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
