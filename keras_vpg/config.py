@@ -17,6 +17,7 @@ are checked by :class:`keras_vpg.VPG` itself.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import functools
 import importlib
@@ -62,9 +63,8 @@ def _learning_rate(name: str, value: Any) -> None:
     else:
         valid = math.isfinite(value) and value >= 0
     if not valid:
-        raise ValueError(
-            f"{name} must be a non-negative learning rate or a "
-            f"keras.optimizers.schedules.LearningRateSchedule, got {value!r}")
+        raise ValueError(f"{name} must be a non-negative learning rate or a "
+                         f"keras.optimizers.schedules.LearningRateSchedule, got {value!r}")
 
 
 def _dict_or_none(name: str, value: Any) -> None:
@@ -235,10 +235,9 @@ def load_config(path: str | Path, make_env: bool = True) -> dict[str, Any]:
     kwargs = _from_json_values({name: config[name] for name in names if name in config})
     if isinstance(kwargs.get("actor_critic"), str):
         module, _, name = kwargs["actor_critic"].rpartition(".")
-        try:
+        # Else left as the recorded name; VPG says actor_critic must be callable.
+        with contextlib.suppress(ImportError, AttributeError, ValueError):
             kwargs["actor_critic"] = getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError, ValueError):
-            pass  # left as the recorded name; VPG says actor_critic must be callable
     if make_env and config.get("env_spec"):
         kwargs["env_fn"] = functools.partial(env_from_spec, config["env_spec"])
     return kwargs
