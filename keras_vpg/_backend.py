@@ -114,9 +114,8 @@ def resolve_backend(flag: str | None = None) -> BackendChoice:
         if requested is None:
             continue
         if requested in BACKENDS and not is_installed(requested):
-            raise BackendNotInstalled(
-                f"the {requested} backend ({source}={requested}) is not installed: "
-                f"{install_hint(requested)}")
+            raise BackendNotInstalled(f"the {requested} backend ({source}={requested}) is not "
+                                      f"installed: {install_hint(requested)}")
         return BackendChoice(requested, source)
     configured = keras_json_backend()
     source = "keras.json" if configured else "Keras's default"

@@ -133,12 +133,10 @@ class EpochLogger:
             # (A file that is not a directory holds none of RUN_MARKERS.)
             if not self.resumed and any((self.output_dir / n).exists() for n in RUN_MARKERS):
                 old = move_run_aside(self.output_dir)
-                warnings.warn(
-                    f"{self.output_dir} already held a run: moved it to {old} "
-                    f"(to continue that run instead: keras-vpg train --resume {old})",
-                    RunMovedAside,
-                    stacklevel=4,  # the caller of VPG(...)
-                )
+                # stacklevel 4: the caller of VPG(...).
+                warnings.warn(f"{self.output_dir} already held a run: moved it to {old} (to "
+                              f"continue that run instead: keras-vpg train --resume {old})",
+                              RunMovedAside, stacklevel=4)
             self.output_dir.mkdir(parents=True, exist_ok=True)
 
     def resume_from(self, epoch: int) -> None:
@@ -154,11 +152,10 @@ class EpochLogger:
         columns = read_progress(path)  # the one reader (keras_vpg.plot)
         later = columns["Epoch"] >= epoch
         if later.any():
-            warnings.warn(
-                f"{path}: dropped {int(later.sum())} row(s) logged after the checkpoint of epoch "
-                f"{epoch} (epochs {columns['Epoch'][later].astype(int).tolist()}); they will be "
-                "logged again", stacklevel=2,
-            )
+            dropped = columns["Epoch"][later].astype(int).tolist()
+            warnings.warn(f"{path}: dropped {len(dropped)} row(s) logged after the checkpoint of "
+                          f"epoch {epoch} (epochs {dropped}); they will be logged again",
+                          stacklevel=2)
         # Whole numbers back as ints, written as they were (not 1e+08 for 100000000).
         self.columns = list(columns)
         self.rows = [{c: int(v) if v.is_integer() else float(v) for c, v in zip(columns, row)}
