@@ -184,12 +184,8 @@ FORWARDED_ENV = (
 )
 
 
-def mpirun_command(
-    n: int,
-    hostfile: str | os.PathLike | None = None,
-    extra_args: Sequence[str] = (),
-    env: dict[str, str] | None = None,
-) -> list[str]:
+def mpirun_command(n: int, hostfile: str | os.PathLike | None = None,
+                   extra_args: Sequence[str] = (), env: dict[str, str] | None = None) -> list[str]:
     """``mpirun -np n`` with the flags this machine needs (Open MPI).
 
     ``--allow-run-as-root`` as root; ``--oversubscribe`` so that more ranks than
@@ -249,11 +245,8 @@ def mpirun_command(
     return [mpirun, "-np", str(n), *flags, *extra_args]
 
 
-def mpi_fork(
-    n: int,
-    extra_args: Sequence[str] = (),
-    hostfile: str | os.PathLike | None = None,
-) -> None:
+def mpi_fork(n: int, extra_args: Sequence[str] = (),
+             hostfile: str | os.PathLike | None = None) -> None:
     """Re-launch this program under ``mpirun -np n`` and exit with its code (Spinning Up's).
 
     Does nothing when ``n <= 1`` or when already running under MPI. ``hostfile``
@@ -328,6 +321,5 @@ def abort_on_exception() -> Iterator[None]:
         if comm is None or clean_exit or getattr(error, "all_ranks", False):
             raise
         text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-        sys.stderr.write(f"[rank {comm.Get_rank()}] {text}")
-        sys.stderr.flush()
+        print(f"[rank {comm.Get_rank()}] {text}", end="", file=sys.stderr, flush=True)
         comm.Abort(1)
