@@ -121,7 +121,5 @@ class StopOnSignals:
 def print_line(text: str, end_bar: bool = False) -> None:
     """One line on stderr (with ``end_bar``, first end the progress bar's line on stdout)."""
     if end_bar:
-        sys.stdout.write("\n")
-        sys.stdout.flush()
-    sys.stderr.write(text + "\n")
-    sys.stderr.flush()
+        print(flush=True)
+    print(text, file=sys.stderr, flush=True)
