@@ -172,10 +172,9 @@ def write_checkpoint(run_dir: str | os.PathLike, epoch: int, arrays: Mapping[str
         raise
     # Keep the ``keep`` newest checkpoints; remove leftovers of interrupted writes.
     for entry in directory.iterdir():
-        if entry.name.startswith((".tmp_ckpt_", ".old_ckpt_")):
-            pid = entry.name.rsplit("_", 1)[-1]
-            if pid != str(os.getpid()):
-                shutil.rmtree(entry, ignore_errors=True)
+        leftover = entry.name.startswith((".tmp_ckpt_", ".old_ckpt_"))
+        if leftover and entry.name.rsplit("_", 1)[-1] != str(os.getpid()):  # not this process's
+            shutil.rmtree(entry, ignore_errors=True)
     checkpoints = list_checkpoints(directory.parent)
     for _, path in checkpoints[: max(0, len(checkpoints) - keep)]:
         shutil.rmtree(path)
