@@ -97,6 +97,10 @@ def _param(default: Any, check: Callable[[str, Any], None], doc: str, valid: str
     return field(default=default, metadata={"check": check, "doc": doc, "valid": valid, "cli": cli})
 
 
+#: The flag of a learning rate: a number (a schedule can only be given from Python).
+_LR_FLAG = dict(type=float, valid="number >= 0; schedules: from Python")
+
+
 @dataclass
 class VPGConfig:
     """The hyperparameters of a :class:`keras_vpg.VPG` run (validated when made).
@@ -117,11 +121,9 @@ class VPGConfig:
     gamma: float = _param(0.99, _unit_interval, "discount factor", "number in [0, 1]",
                           cli=dict(type=float))
     pi_lr: float = _param(3e-4, _learning_rate, "Adam learning rate of the policy",
-                          "number >= 0 or a keras LearningRateSchedule",
-                          cli=dict(type=float, valid="number >= 0; schedules: from Python"))
+                          "number >= 0 or a keras LearningRateSchedule", cli=_LR_FLAG)
     vf_lr: float = _param(1e-3, _learning_rate, "Adam learning rate of the value function",
-                          "number >= 0 or a keras LearningRateSchedule",
-                          cli=dict(type=float, valid="number >= 0; schedules: from Python"))
+                          "number >= 0 or a keras LearningRateSchedule", cli=_LR_FLAG)
     train_v_iters: int = _param(80, _integer(0), "value-function gradient steps per epoch",
                                 "integer >= 0", cli=dict(type=int))
     lam: float = _param(0.97, _unit_interval, "GAE-Lambda", "number in [0, 1]",
