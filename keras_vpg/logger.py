@@ -259,9 +259,8 @@ class ProgressBar(keras.callbacks.Callback):
         # The epoch's number as progress.txt's Epoch column and model_<epoch>.keras give
         # it (Spinning Up's, from 0), then how far the run is: "Epoch 9 (10/10)".
         print(f"Epoch {epoch} ({epoch + 1}/{self.initial_epoch + self.epochs})")
-        self.progbar = keras.utils.Progbar(
-            self.target, verbose=self.verbose, stateful_metrics=set(SUMMARY_KEYS), unit_name="step"
-        )
+        self.progbar = keras.utils.Progbar(self.target, verbose=self.verbose, unit_name="step",
+                                           stateful_metrics=set(SUMMARY_KEYS))
 
     def on_collect_progress(self, steps: int) -> None:
         """Advance the bar to ``steps`` env steps collected so far."""
@@ -301,6 +300,7 @@ def run_versions() -> dict[str, str | None]:
             return None
 
     package_dir = Path(__file__).resolve().parent
+
     def git(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["git", "-C", str(package_dir), *args], capture_output=True,
                               text=True, timeout=10)
@@ -314,10 +314,10 @@ def run_versions() -> dict[str, str | None]:
             dirty = git("status", "--porcelain", "--", ".").stdout.strip()
             commit = head.stdout.strip() + ("+dirty" if dirty else "")
     backend = keras.backend.backend()
+    # The backend's distribution, else its -cpu one (e.g. tensorflow-cpu).
     return {
         "keras_vpg": __version__, "git_commit": commit, "python": platform.python_version(),
-        "keras": keras.__version__,
-        backend: version(backend) or version(f"{backend}-cpu"),  # e.g. tensorflow-cpu
+        "keras": keras.__version__, backend: version(backend) or version(f"{backend}-cpu"),
         "numpy": np.__version__, "gymnasium": version("gymnasium"), "mujoco": version("mujoco"),
         "cpu": _cpu(),
     }
