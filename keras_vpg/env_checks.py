@@ -90,14 +90,13 @@ class CheckEnvData(gym.Wrapper):
     def _check(self, obs, reward, call: str) -> None:
         """Raise :class:`EnvDataError` if ``obs`` or ``reward`` must not be trained on."""
         obs = np.asarray(obs)
-        if (obs.shape != self._shape or (self._float_obs and not np.isfinite(obs).all())
-                or not np.isfinite(reward).all()):
-            raise EnvDataError(f"{self._where()}: {self._what_is_wrong(obs, reward, call)}")
-
-    def _what_is_wrong(self, obs: np.ndarray, reward, call: str) -> str:
         if obs.shape != self._shape:
-            return (f"{call} returned an observation of shape {obs.shape}, "
-                    f"the observation space declares {self._shape}")
+            raise EnvDataError(f"{self._where()}: {call} returned an observation of shape "
+                               f"{obs.shape}, the observation space declares {self._shape}")
+        if (self._float_obs and not np.isfinite(obs).all()) or not np.isfinite(reward).all():
+            raise EnvDataError(f"{self._where()}: {self._what_is_not_finite(obs, reward, call)}")
+
+    def _what_is_not_finite(self, obs: np.ndarray, reward, call: str) -> str:
         bad = np.flatnonzero(~np.isfinite(obs.astype(np.float64)))
         if len(bad):
             first = np.unravel_index(bad[0], obs.shape) if obs.ndim else ()
