@@ -76,8 +76,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
     CheckpointError
         Naming the file that is missing, truncated or altered.
     """
-    path = Path(path)
-    state_file, arrays_file = path / _STATE, path / _ARRAYS
+    state_file, arrays_file = Path(path, _STATE), Path(path, _ARRAYS)
     try:
         state = json.loads(state_file.read_text())
     except (OSError, ValueError) as error:
