@@ -114,9 +114,8 @@ def resolve_backend(flag: str | None = None) -> BackendChoice:
         if requested is None:
             continue
         if requested in BACKENDS and not is_installed(requested):
-            raise BackendNotInstalled(
-                f"the {requested} backend ({source}={requested}) is not installed: "
-                f"{install_hint(requested)}")
+            raise BackendNotInstalled(f"the {requested} backend ({source}={requested}) is not "
+                                      f"installed: {install_hint(requested)}")
         return BackendChoice(requested, source)
     configured = keras_json_backend()
     source = "keras.json" if configured else "Keras's default"
@@ -126,9 +125,8 @@ def resolve_backend(flag: str | None = None) -> BackendChoice:
     for candidate in FALLBACK_ORDER:
         if is_installed(candidate):
             where = keras_json_path() if source == "keras.json" else "Keras's default"
-            notice = (
-                f"keras-vpg: the {configured} backend ({where}) is not installed; "
-                f"using {candidate} (set KERAS_BACKEND or --backend to choose)")
+            notice = (f"keras-vpg: the {configured} backend ({where}) is not installed; "
+                      f"using {candidate} (set KERAS_BACKEND or --backend to choose)")
             return BackendChoice(candidate, "fallback", notice)
     raise BackendNotInstalled(
         f"no Keras backend is installed: {install_hint('jax')} (or torch, tensorflow)")
@@ -180,11 +178,26 @@ TENSORFLOW_STARTUP_NOISE = (
 )
 
 
-class _QuietLoader(importlib.abc.Loader):
-    """Runs another loader with file descriptor 2 captured; replays all but the noise."""
+class _QuietTensorFlowImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Imports ``tensorflow`` as usual, but with file descriptor 2 captured; replays all
+    but the noise.
 
-    def __init__(self, loader: importlib.abc.Loader):
-        self.loader = loader
+    As a finder it finds ``tensorflow``'s spec as usual and makes itself the spec's loader
+    (keeping the spec's own one in ``self.loader``, which it runs). It stays until
+    TensorFlow is imported: a mere ``importlib.util.find_spec`` (an "is it installed?")
+    also lands here.
+    """
+
+    loader: importlib.abc.Loader  # the found spec's own loader
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow" or "tensorflow" in sys.modules:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.loader is not None:
+            self.loader = spec.loader
+            spec.loader = self
+        return spec
 
     def create_module(self, spec):
         return self.loader.create_module(spec)
@@ -196,7 +209,8 @@ class _QuietLoader(importlib.abc.Loader):
         saved = os.dup(2)
         with tempfile.TemporaryFile() as captured:
             os.dup2(captured.fileno(), 2)
-            _remove_quiet_finders()  # only the first import of TensorFlow is captured
+            # Only the first import of TensorFlow is captured: the finder goes.
+            sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, type(self))]
             try:
                 module.__spec__.loader = module.__loader__ = self.loader
                 self.loader.exec_module(module)
@@ -209,26 +223,6 @@ class _QuietLoader(importlib.abc.Loader):
                         if not any(noise in line for noise in TENSORFLOW_STARTUP_NOISE)]
                 if kept:  # anything else (a real warning, an import error) is shown
                     print("\n".join(kept), file=sys.stderr)
-
-
-class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
-    """Finds ``tensorflow`` as usual, but with its loader wrapped in :class:`_QuietLoader`.
-
-    It stays until TensorFlow is imported: a mere ``importlib.util.find_spec`` (an
-    "is it installed?") also lands here.
-    """
-
-    def find_spec(self, name, path=None, target=None):
-        if name != "tensorflow" or "tensorflow" in sys.modules:
-            return None
-        spec = importlib.machinery.PathFinder.find_spec(name, path)
-        if spec is not None and spec.loader is not None:
-            spec.loader = _QuietLoader(spec.loader)
-        return spec
-
-
-def _remove_quiet_finders() -> None:
-    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _QuietTensorFlowFinder)]
 
 
 def quiet_tensorflow_startup() -> None:
@@ -245,5 +239,5 @@ def quiet_tensorflow_startup() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # its later C++ log lines
     if "tensorflow" in sys.modules or not is_installed("tensorflow"):
         return
-    if not any(isinstance(finder, _QuietTensorFlowFinder) for finder in sys.meta_path):
-        sys.meta_path.insert(0, _QuietTensorFlowFinder())
+    if not any(isinstance(finder, _QuietTensorFlowImport) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _QuietTensorFlowImport())

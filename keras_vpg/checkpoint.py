@@ -26,11 +26,10 @@ import hashlib
 import io
 import json
 import os
-import re
 import shutil
 import time
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,6 @@ import numpy as np
 
 CHECKPOINTS = "checkpoints"
 FORMAT_VERSION = 1
-_NAME = re.compile(r"^ckpt_(\d+)$")
 _ARRAYS, _STATE = "arrays.npz", "state.json"
 
 
@@ -56,12 +54,6 @@ class NonFiniteError(FloatingPointError):
     all_ranks = True
 
 
-def non_finite(named: Iterable[tuple[str, np.ndarray]]) -> list[str]:
-    """Names of the floating-point arrays holding NaN or Inf, from ``(name, array)`` pairs."""
-    return [name for name, value in named
-            if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all()]
-
-
 # -- where checkpoints are -------------------------------------------------------------------
 def checkpoint_dir(run_dir: str | os.PathLike) -> Path:
     """``RUN_DIR/checkpoints``."""
@@ -70,15 +62,10 @@ def checkpoint_dir(run_dir: str | os.PathLike) -> Path:
 
 def list_checkpoints(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
     """``[(epoch, path)]`` of the ``ckpt_<epoch>`` directories, oldest first (unchecked)."""
-    directory = checkpoint_dir(run_dir)
-    if not directory.is_dir():
-        return []
-    found = []
-    for entry in directory.iterdir():
-        match = _NAME.match(entry.name)
-        if match and entry.is_dir():
-            found.append((int(match.group(1)), entry))
-    return sorted(found)
+    # (No such directory: glob finds nothing.)
+    entries = checkpoint_dir(run_dir).glob("ckpt_*")
+    numbered = [(p.name.removeprefix("ckpt_"), p) for p in entries]
+    return sorted((int(number), p) for number, p in numbered if number.isdecimal() and p.is_dir())
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -89,8 +76,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
     CheckpointError
         Naming the file that is missing, truncated or altered.
     """
-    path = Path(path)
-    state_file, arrays_file = path / _STATE, path / _ARRAYS
+    state_file, arrays_file = Path(path, _STATE), Path(path, _ARRAYS)
     try:
         state = json.loads(state_file.read_text())
     except (OSError, ValueError) as error:
@@ -101,13 +87,10 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
         data = arrays_file.read_bytes()
     except OSError as error:
         raise CheckpointError(f"{arrays_file} is missing ({error})") from error
-    if len(data) != state["arrays_bytes"] or hashlib.sha256(data).hexdigest() != state[
-        "arrays_sha256"
-    ]:
-        raise CheckpointError(
-            f"{arrays_file} is truncated or altered ({len(data)} bytes, "
-            f"{state['arrays_bytes']} written)"
-        )
+    digest = hashlib.sha256(data).hexdigest()
+    if len(data) != state["arrays_bytes"] or digest != state["arrays_sha256"]:
+        raise CheckpointError(f"{arrays_file} is truncated or altered ({len(data)} bytes, "
+                              f"{state['arrays_bytes']} written)")
     with np.load(io.BytesIO(data), allow_pickle=False) as npz:
         arrays = {key: npz[key] for key in npz.files}
     return state, arrays
@@ -121,11 +104,10 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     for _epoch, path in reversed(list_checkpoints(run_dir)):
         try:
             read_checkpoint(path)
+            return path
         except CheckpointError as error:
             warnings.warn(f"skipping checkpoint {path}: {error}; trying the previous one",
                           stacklevel=2)
-            continue
-        return path
     return None
 
 
@@ -156,24 +138,13 @@ def write_checkpoint(run_dir: str | os.PathLike, epoch: int, arrays: Mapping[str
         If a floating-point array holds NaN or Inf (the last good checkpoint is
         never replaced by it).
     """
-    bad = non_finite(arrays.items())
+    bad = [name for name, value in arrays.items()
+           if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all()]
     if bad:
-        raise NonFiniteError(
-            f"not saving a checkpoint of epoch {epoch}: non-finite values in {bad}"
-        )
-    state = dict(state, format=FORMAT_VERSION)
-    return _write(checkpoint_dir(run_dir), int(epoch), arrays, state, int(keep))
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write(directory: Path, epoch: int, arrays, state, keep: int) -> Path:
+        raise NonFiniteError(f"not saving a checkpoint of epoch {epoch}: "
+                             f"non-finite values in {bad}")
+    epoch, keep = int(epoch), int(keep)
+    directory = checkpoint_dir(run_dir)
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / f".tmp_ckpt_{epoch}_{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -181,7 +152,8 @@ def _write(directory: Path, epoch: int, arrays, state, keep: int) -> Path:
     try:
         np.savez(tmp / _ARRAYS, **arrays)
         data = (tmp / _ARRAYS).read_bytes()
-        state = dict(state, arrays_bytes=len(data), arrays_sha256=hashlib.sha256(data).hexdigest())
+        state = dict(state, format=FORMAT_VERSION, arrays_bytes=len(data),
+                     arrays_sha256=hashlib.sha256(data).hexdigest())
         (tmp / _STATE).write_text(json.dumps(state, indent=1))
         for name in (_ARRAYS, _STATE):
             _fsync(tmp / name)
@@ -197,20 +169,23 @@ def _write(directory: Path, epoch: int, arrays, state, keep: int) -> Path:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _prune(directory, keep)
-    return final
-
-
-def _prune(directory: Path, keep: int) -> None:
-    """Keep the ``keep`` newest checkpoints; remove leftovers of interrupted writes."""
+    # Keep the ``keep`` newest checkpoints; remove leftovers of interrupted writes.
     for entry in directory.iterdir():
-        if entry.name.startswith((".tmp_ckpt_", ".old_ckpt_")):
-            pid = entry.name.rsplit("_", 1)[-1]
-            if pid != str(os.getpid()):
-                shutil.rmtree(entry, ignore_errors=True)
+        leftover = entry.name.startswith((".tmp_ckpt_", ".old_ckpt_"))
+        if leftover and entry.name.rsplit("_", 1)[-1] != str(os.getpid()):  # not this process's
+            shutil.rmtree(entry, ignore_errors=True)
     checkpoints = list_checkpoints(directory.parent)
     for _, path in checkpoints[: max(0, len(checkpoints) - keep)]:
         shutil.rmtree(path)
+    return final
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 # -- resuming --------------------------------------------------------------------------------

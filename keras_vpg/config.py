@@ -17,6 +17,7 @@ are checked by :class:`keras_vpg.VPG` itself.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import functools
 import importlib
@@ -62,9 +63,8 @@ def _learning_rate(name: str, value: Any) -> None:
     else:
         valid = math.isfinite(value) and value >= 0
     if not valid:
-        raise ValueError(
-            f"{name} must be a non-negative learning rate or a "
-            f"keras.optimizers.schedules.LearningRateSchedule, got {value!r}")
+        raise ValueError(f"{name} must be a non-negative learning rate or a "
+                         f"keras.optimizers.schedules.LearningRateSchedule, got {value!r}")
 
 
 def _dict_or_none(name: str, value: Any) -> None:
@@ -97,6 +97,10 @@ def _param(default: Any, check: Callable[[str, Any], None], doc: str, valid: str
     return field(default=default, metadata={"check": check, "doc": doc, "valid": valid, "cli": cli})
 
 
+#: The flag of a learning rate: a number (a schedule can only be given from Python).
+_LR_FLAG = dict(type=float, valid="number >= 0; schedules: from Python")
+
+
 @dataclass
 class VPGConfig:
     """The hyperparameters of a :class:`keras_vpg.VPG` run (validated when made).
@@ -117,11 +121,9 @@ class VPGConfig:
     gamma: float = _param(0.99, _unit_interval, "discount factor", "number in [0, 1]",
                           cli=dict(type=float))
     pi_lr: float = _param(3e-4, _learning_rate, "Adam learning rate of the policy",
-                          "number >= 0 or a keras LearningRateSchedule",
-                          cli=dict(type=float, valid="number >= 0; schedules: from Python"))
+                          "number >= 0 or a keras LearningRateSchedule", cli=_LR_FLAG)
     vf_lr: float = _param(1e-3, _learning_rate, "Adam learning rate of the value function",
-                          "number >= 0 or a keras LearningRateSchedule",
-                          cli=dict(type=float, valid="number >= 0; schedules: from Python"))
+                          "number >= 0 or a keras LearningRateSchedule", cli=_LR_FLAG)
     train_v_iters: int = _param(80, _integer(0), "value-function gradient steps per epoch",
                                 "integer >= 0", cli=dict(type=int))
     lam: float = _param(0.97, _unit_interval, "GAE-Lambda", "number in [0, 1]",
@@ -235,10 +237,9 @@ def load_config(path: str | Path, make_env: bool = True) -> dict[str, Any]:
     kwargs = _from_json_values({name: config[name] for name in names if name in config})
     if isinstance(kwargs.get("actor_critic"), str):
         module, _, name = kwargs["actor_critic"].rpartition(".")
-        try:
+        # Else left as the recorded name; VPG says actor_critic must be callable.
+        with contextlib.suppress(ImportError, AttributeError, ValueError):
             kwargs["actor_critic"] = getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError, ValueError):
-            pass  # left as the recorded name; VPG says actor_critic must be callable
     if make_env and config.get("env_spec"):
         kwargs["env_fn"] = functools.partial(env_from_spec, config["env_spec"])
     return kwargs

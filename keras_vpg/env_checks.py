@@ -29,10 +29,8 @@ class EnvStepError(RuntimeError):
 
 def env_name(env: gym.Env) -> str:
     """The env's gymnasium id (``spec.id``), else its class name."""
-    spec = getattr(env, "spec", None)
-    if spec is not None and getattr(spec, "id", None):
-        return spec.id
-    return type(env.unwrapped).__name__
+    spec_id = getattr(getattr(env, "spec", None), "id", None)  # the spec may be None
+    return spec_id or type(env.unwrapped).__name__
 
 
 class CheckEnvData(gym.Wrapper):
@@ -92,14 +90,13 @@ class CheckEnvData(gym.Wrapper):
     def _check(self, obs, reward, call: str) -> None:
         """Raise :class:`EnvDataError` if ``obs`` or ``reward`` must not be trained on."""
         obs = np.asarray(obs)
-        if (obs.shape != self._shape or (self._float_obs and not np.isfinite(obs).all())
-                or not np.isfinite(reward).all()):
-            raise EnvDataError(f"{self._where()}: {self._what_is_wrong(obs, reward, call)}")
-
-    def _what_is_wrong(self, obs: np.ndarray, reward, call: str) -> str:
         if obs.shape != self._shape:
-            return (f"{call} returned an observation of shape {obs.shape}, "
-                    f"the observation space declares {self._shape}")
+            raise EnvDataError(f"{self._where()}: {call} returned an observation of shape "
+                               f"{obs.shape}, the observation space declares {self._shape}")
+        if (self._float_obs and not np.isfinite(obs).all()) or not np.isfinite(reward).all():
+            raise EnvDataError(f"{self._where()}: {self._what_is_not_finite(obs, reward, call)}")
+
+    def _what_is_not_finite(self, obs: np.ndarray, reward, call: str) -> str:
         bad = np.flatnonzero(~np.isfinite(obs.astype(np.float64)))
         if len(bad):
             first = np.unravel_index(bad[0], obs.shape) if obs.ndim else ()

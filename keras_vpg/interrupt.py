@@ -60,9 +60,7 @@ def exit_status(error: BaseException) -> int | None:
     """Exit status for an interruption: 143 (SIGTERM), 130 (SIGINT / Ctrl-C), else ``None``."""
     if isinstance(error, Interrupted):
         return error.exit_status
-    if isinstance(error, KeyboardInterrupt):
-        return 130
-    return None
+    return 130 if isinstance(error, KeyboardInterrupt) else None
 
 
 @contextlib.contextmanager
@@ -110,25 +108,18 @@ class StopOnSignals:
 
     def pending(self) -> int | None:
         """The signal to stop for, agreed over MPI ranks (SIGTERM wins), or ``None``."""
-        received = self.received or 0
-        if mpi.num_procs() > 1:  # every rank calls this at the same points
-            received = int(mpi.mpi_max(received))
-        return received or None
+        # Every rank calls this at the same points (without MPI: this rank's signal).
+        return int(mpi.mpi_max(self.received or 0)) or None
 
     def check(self) -> None:
         """Raise :class:`Terminated` / :class:`Interrupted` if a signal was received."""
         signum = self.pending()
-        if signum is None:
-            return
-        if signum == signal.SIGTERM:
-            raise Terminated(signum)
-        raise Interrupted(signum)
+        if signum is not None:
+            raise Terminated(signum) if signum == signal.SIGTERM else Interrupted(signum)
 
 
 def print_line(text: str, end_bar: bool = False) -> None:
     """One line on stderr (with ``end_bar``, first end the progress bar's line on stdout)."""
     if end_bar:
-        sys.stdout.write("\n")
-        sys.stdout.flush()
-    sys.stderr.write(text + "\n")
-    sys.stderr.flush()
+        print(flush=True)
+    print(text, file=sys.stderr, flush=True)

@@ -57,11 +57,6 @@ def resuming(output_dir: str | os.PathLike) -> Iterator[None]:
         _RESUMING.reset(token)
 
 
-def holds_run(directory: Path) -> bool:
-    """Whether ``directory`` holds a run's files (progress.txt, checkpoints, ...)."""
-    return any((directory / name).exists() for name in RUN_MARKERS)
-
-
 #: Where replaced runs go, inside the parent of their run directory (the experiment
 #: folder). Hidden, so that readers that walk an experiment folder (``keras-vpg plot``
 #: skips hidden folders, as shell globs do) never count an old run as a seed; a
@@ -133,17 +128,15 @@ class EpochLogger:
         self.is_writer = mpi.proc_id() == 0
         self.rows: list[dict[str, float]] = []
         self.columns: list[str] | None = None
-        resumed = _RESUMING.get()
-        self.resumed = resumed is not None and resumed == self.output_dir.resolve()
+        self.resumed = _RESUMING.get() == self.output_dir.resolve()
         if self.is_writer:
-            if not self.resumed and self.output_dir.is_dir() and holds_run(self.output_dir):
+            # (A file that is not a directory holds none of RUN_MARKERS.)
+            if not self.resumed and any((self.output_dir / n).exists() for n in RUN_MARKERS):
                 old = move_run_aside(self.output_dir)
-                warnings.warn(
-                    f"{self.output_dir} already held a run: moved it to {old} "
-                    f"(to continue that run instead: keras-vpg train --resume {old})",
-                    RunMovedAside,
-                    stacklevel=4,  # the caller of VPG(...)
-                )
+                # stacklevel 4: the caller of VPG(...).
+                warnings.warn(f"{self.output_dir} already held a run: moved it to {old} (to "
+                              f"continue that run instead: keras-vpg train --resume {old})",
+                              RunMovedAside, stacklevel=4)
             self.output_dir.mkdir(parents=True, exist_ok=True)
 
     def resume_from(self, epoch: int) -> None:
@@ -159,11 +152,10 @@ class EpochLogger:
         columns = read_progress(path)  # the one reader (keras_vpg.plot)
         later = columns["Epoch"] >= epoch
         if later.any():
-            warnings.warn(
-                f"{path}: dropped {int(later.sum())} row(s) logged after the checkpoint of epoch "
-                f"{epoch} (epochs {columns['Epoch'][later].astype(int).tolist()}); they will be "
-                "logged again", stacklevel=2,
-            )
+            dropped = columns["Epoch"][later].astype(int).tolist()
+            warnings.warn(f"{path}: dropped {len(dropped)} row(s) logged after the checkpoint of "
+                          f"epoch {epoch} (epochs {dropped}); they will be logged again",
+                          stacklevel=2)
         # Whole numbers back as ints, written as they were (not 1e+08 for 100000000).
         self.columns = list(columns)
         self.rows = [{c: int(v) if v.is_integer() else float(v) for c, v in zip(columns, row)}
@@ -183,9 +175,7 @@ class EpochLogger:
         if not self.is_writer:
             return
         config = dict(config, exp_name=self.exp_name, versions=run_versions())
-        if self.resumed:
-            config = {**self._read_config(), **config}
-        self._write_config(config)
+        self._write_config({**self._read_config(), **config} if self.resumed else config)
 
     def update_config(self, **entries: Any) -> None:
         """Add ``entries`` to ``config.json``: what ``--config`` needs beyond the
@@ -269,9 +259,8 @@ class ProgressBar(keras.callbacks.Callback):
         # The epoch's number as progress.txt's Epoch column and model_<epoch>.keras give
         # it (Spinning Up's, from 0), then how far the run is: "Epoch 9 (10/10)".
         print(f"Epoch {epoch} ({epoch + 1}/{self.initial_epoch + self.epochs})")
-        self.progbar = keras.utils.Progbar(
-            self.target, verbose=self.verbose, stateful_metrics=set(SUMMARY_KEYS), unit_name="step"
-        )
+        self.progbar = keras.utils.Progbar(self.target, verbose=self.verbose, unit_name="step",
+                                           stateful_metrics=set(SUMMARY_KEYS))
 
     def on_collect_progress(self, steps: int) -> None:
         """Advance the bar to ``steps`` env steps collected so far."""
@@ -311,24 +300,24 @@ def run_versions() -> dict[str, str | None]:
             return None
 
     package_dir = Path(__file__).resolve().parent
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(package_dir), *args], capture_output=True,
+                              text=True, timeout=10)
+
     commit = None
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        git = ["git", "-C", str(package_dir)]
         # Only where this package is a tracked file of the checkout (not a venv inside one).
-        tracked = subprocess.run([*git, "ls-files", "--error-unmatch", "__init__.py"],
-                                 capture_output=True, timeout=10).returncode == 0
-        head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=10)
+        tracked = git("ls-files", "--error-unmatch", "__init__.py").returncode == 0
+        head = git("rev-parse", "HEAD")
         if tracked and head.returncode == 0:
-            dirty = subprocess.run([*git, "status", "--porcelain", "--", "."],
-                                   capture_output=True, text=True, timeout=10).stdout.strip()
+            dirty = git("status", "--porcelain", "--", ".").stdout.strip()
             commit = head.stdout.strip() + ("+dirty" if dirty else "")
     backend = keras.backend.backend()
+    # The backend's distribution, else its -cpu one (e.g. tensorflow-cpu).
     return {
         "keras_vpg": __version__, "git_commit": commit, "python": platform.python_version(),
-        "keras": keras.__version__,
-        backend: version({"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
-                         .get(backend, backend)) or version(f"{backend}-cpu"),
+        "keras": keras.__version__, backend: version(backend) or version(f"{backend}-cpu"),
         "numpy": np.__version__, "gymnasium": version("gymnasium"), "mujoco": version("mujoco"),
         "cpu": _cpu(),
     }

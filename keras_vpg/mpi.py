@@ -21,41 +21,41 @@ from typing import Any
 
 import numpy as np
 
+from keras_vpg._backend import is_installed
+
 INSTALL_HINT = 'pip install "keras-vpg[mpi]"  (mpi4py and an MPI with mpirun)'
 
 
-def _comm():
-    """``MPI.COMM_WORLD``, or ``None`` when mpi4py is missing or only one process runs."""
-    if "mpi4py" not in sys.modules and "OMPI_COMM_WORLD_SIZE" not in os.environ and (
-        "PMI_SIZE" not in os.environ
-    ):
+def _world():
+    """``MPI.COMM_WORLD``, or ``None`` when mpi4py is missing or only one process runs.
+
+    (A world of one process is no world: every function then behaves as without MPI.)
+    """
+    launched = "OMPI_COMM_WORLD_SIZE" in os.environ or "PMI_SIZE" in os.environ
+    if "mpi4py" not in sys.modules and not launched:
         # Not launched by mpirun and nobody imported mpi4py: stay MPI-free (fast import).
         return None
     try:
         from mpi4py import MPI
     except ImportError:
         return None
-    return MPI.COMM_WORLD
+    return MPI.COMM_WORLD if MPI.COMM_WORLD.Get_size() > 1 else None
 
 
 def mpi_available() -> bool:
-    """Whether ``mpi4py`` can be imported."""
-    try:
-        import mpi4py  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether ``mpi4py`` can be imported (found on the path; MPI itself is not started)."""
+    return is_installed("mpi4py")
 
 
 def proc_id() -> int:
     """Rank of this process (0 without MPI)."""
-    comm = _comm()
+    comm = _world()
     return 0 if comm is None else comm.Get_rank()
 
 
 def num_procs() -> int:
     """Number of MPI processes (1 without MPI)."""
-    comm = _comm()
+    comm = _world()
     return 1 if comm is None else comm.Get_size()
 
 
@@ -67,26 +67,18 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-#: Variables in which MPI launchers give the number of ranks on this node.
-_LOCAL_SIZE_VARIABLES = ("OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS")
-
-
 def local_ranks() -> int:
     """Ranks sharing this machine, as the launcher says (1 when not under ``mpirun``).
 
     Read from the environment (Open MPI, MPICH / Intel MPI), without starting MPI,
     so it can size thread pools before any backend has started.
     """
-    for name in _LOCAL_SIZE_VARIABLES:
+    # The variables in which MPI launchers give the number of ranks on this node.
+    for name in ("OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"):
         text = os.environ.get(name, "").strip()
         if text.isdigit() and int(text) > 0:
             return int(text)
     return 1
-
-
-def _world():
-    comm = _comm()
-    return comm if comm is not None and comm.Get_size() > 1 else None
 
 
 def allreduce_sum(x: np.ndarray) -> np.ndarray:
@@ -102,31 +94,24 @@ def allreduce_sum(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def mpi_max(x: float) -> float:
-    """Maximum of a scalar over ranks."""
+def _reduce_scalar(x: float, op: str) -> float:
+    """``x`` reduced over ranks by MPI's operation ``op`` (``"MIN"``, ``"MAX"``)."""
     comm = _world()
     if comm is None:
         return x
     from mpi4py import MPI
 
-    return comm.allreduce(x, op=MPI.MAX)
+    return comm.allreduce(x, op=getattr(MPI, op))
+
+
+def mpi_max(x: float) -> float:
+    """Maximum of a scalar over ranks."""
+    return _reduce_scalar(x, "MAX")
 
 
 def allreduce_mean(x: np.ndarray) -> np.ndarray:
     """Element-wise mean over ranks (used to average flat gradient vectors)."""
-    total = allreduce_sum(x)
-    return (total / num_procs()).astype(np.asarray(x).dtype, copy=False)
-
-
-def broadcast(x: np.ndarray, root: int = 0) -> np.ndarray:
-    """``root``'s copy of the array ``x`` on every rank."""
-    x = np.ascontiguousarray(x)
-    comm = _world()
-    if comm is None:
-        return x.copy()
-    out = x.copy()
-    comm.Bcast(out, root=root)
-    return out
+    return (allreduce_sum(x) / num_procs()).astype(np.asarray(x).dtype, copy=False)
 
 
 def broadcast_object(obj: Any, root: int = 0) -> Any:
@@ -149,12 +134,11 @@ def sync_variables(variables: Sequence) -> None:
     import keras
 
     values = [keras.ops.convert_to_numpy(v.value) for v in variables]
-    flat = broadcast(np.concatenate([v.astype(np.float64).ravel() for v in values]))
-    start = 0
-    for variable, value in zip(variables, values):
-        size = value.size
-        variable.assign(flat[start : start + size].reshape(value.shape).astype(value.dtype))
-        start += size
+    flat = np.concatenate([v.astype(np.float64).ravel() for v in values])
+    comm.Bcast(flat, root=0)
+    parts = np.split(flat, np.cumsum([value.size for value in values])[:-1])
+    for variable, value, part in zip(variables, values, parts):
+        variable.assign(part.reshape(value.shape).astype(value.dtype))
 
 
 def mpi_sum(x):
@@ -165,8 +149,7 @@ def mpi_sum(x):
 
 def mpi_avg(x):
     """Mean of a scalar or array over ranks."""
-    total = mpi_sum(x)
-    return total / num_procs()
+    return mpi_sum(x) / num_procs()
 
 
 def mpi_statistics_scalar(x, with_min_and_max: bool = False) -> tuple[float, ...]:
@@ -178,21 +161,14 @@ def mpi_statistics_scalar(x, with_min_and_max: bool = False) -> tuple[float, ...
     x = np.asarray(x, dtype=np.float64).ravel()
     total, count = mpi_sum(np.array([x.sum(), x.size]))
     if count == 0:
-        nan = float("nan")
-        return (nan, nan, nan, nan) if with_min_and_max else (nan, nan)
+        return (float("nan"),) * (4 if with_min_and_max else 2)
     mean = total / count
     std = float(np.sqrt(mpi_sum(np.sum((x - mean) ** 2)) / count))
     if not with_min_and_max:
         return float(mean), std
-    local_min = x.min() if x.size else np.inf
-    local_max = x.max() if x.size else -np.inf
-    comm = _world()
-    if comm is not None:
-        from mpi4py import MPI
-
-        local_min = comm.allreduce(local_min, op=MPI.MIN)
-        local_max = comm.allreduce(local_max, op=MPI.MAX)
-    return float(mean), std, float(local_min), float(local_max)
+    global_min = _reduce_scalar(x.min() if x.size else np.inf, "MIN")
+    global_max = _reduce_scalar(x.max() if x.size else -np.inf, "MAX")
+    return float(mean), std, float(global_min), float(global_max)
 
 
 def mpirun_path() -> str | None:
@@ -208,12 +184,8 @@ FORWARDED_ENV = (
 )
 
 
-def mpirun_command(
-    n: int,
-    hostfile: str | os.PathLike | None = None,
-    extra_args: Sequence[str] = (),
-    env: dict[str, str] | None = None,
-) -> list[str]:
+def mpirun_command(n: int, hostfile: str | os.PathLike | None = None,
+                   extra_args: Sequence[str] = (), env: dict[str, str] | None = None) -> list[str]:
     """``mpirun -np n`` with the flags this machine needs (Open MPI).
 
     ``--allow-run-as-root`` as root; ``--oversubscribe`` so that more ranks than
@@ -254,33 +226,27 @@ def mpirun_command(
     extra_args = [str(a) for a in extra_args]
     user_binds = any(a.startswith(("--bind-to", "--map-by", "-bind-to", "-map-by"))
                      for a in extra_args)
-    flags: list[str] = []
+    if hostfile is not None and not os.path.isfile(hostfile):
+        raise FileNotFoundError(f"hostfile {os.fspath(hostfile)!r} does not exist")
+    flags = ["--oversubscribe"] if hostfile is None else ["--hostfile", os.fspath(hostfile)]
+    if not user_binds:
+        # A hostfile's ranks are always bound; on this machine only when they fit.
+        # usable_cores() counts hardware threads, Open MPI binds to physical cores:
+        # "overload-allowed" keeps SMT machines (n up to the thread count) launching.
+        fit = hostfile is not None or n <= usable_cores()
+        flags += ["--bind-to", "core:overload-allowed" if fit else "none"]
     if hostfile is not None:
-        if not os.path.isfile(hostfile):
-            raise FileNotFoundError(f"hostfile {os.fspath(hostfile)!r} does not exist")
-        flags += ["--hostfile", os.fspath(hostfile)]
-        if not user_binds:
-            flags += ["--bind-to", "core:overload-allowed"]
         env = os.environ if env is None else env
         for name in FORWARDED_ENV:
             if name in env:
                 flags += ["-x", name]
-    else:
-        flags.append("--oversubscribe")
-        if not user_binds:
-            # usable_cores() counts hardware threads, Open MPI binds to physical cores:
-            # "overload-allowed" keeps SMT machines (n up to the thread count) launching.
-            flags += ["--bind-to", "core:overload-allowed" if n <= usable_cores() else "none"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         flags.append("--allow-run-as-root")
     return [mpirun, "-np", str(n), *flags, *extra_args]
 
 
-def mpi_fork(
-    n: int,
-    extra_args: Sequence[str] = (),
-    hostfile: str | os.PathLike | None = None,
-) -> None:
+def mpi_fork(n: int, extra_args: Sequence[str] = (),
+             hostfile: str | os.PathLike | None = None) -> None:
     """Re-launch this program under ``mpirun -np n`` and exit with its code (Spinning Up's).
 
     Does nothing when ``n <= 1`` or when already running under MPI. ``hostfile``
@@ -349,13 +315,11 @@ def abort_on_exception() -> Iterator[None]:
         yield
     except BaseException as error:
         comm = _world()
-        if comm is None or isinstance(error, (SystemExit, KeyboardInterrupt)) and (
-            getattr(error, "code", 1) == 0
-        ):
-            raise
-        if getattr(error, "all_ranks", False):  # every rank raised it at the same point
+        clean_exit = isinstance(error, (SystemExit, KeyboardInterrupt)) and (
+            getattr(error, "code", 1) == 0)
+        # all_ranks: every rank raised it at the same point, none is left waiting.
+        if comm is None or clean_exit or getattr(error, "all_ranks", False):
             raise
         text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-        sys.stderr.write(f"[rank {comm.Get_rank()}] {text}")
-        sys.stderr.flush()
+        print(f"[rank {comm.Get_rank()}] {text}", end="", file=sys.stderr, flush=True)
         comm.Abort(1)
