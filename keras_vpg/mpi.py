@@ -21,8 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from keras_vpg._backend import is_installed
-
 INSTALL_HINT = 'pip install "keras-vpg[mpi]"  (mpi4py and an MPI with mpirun)'
 
 
@@ -43,8 +41,12 @@ def _world():
 
 
 def mpi_available() -> bool:
-    """Whether ``mpi4py`` can be imported (found on the path; MPI itself is not started)."""
-    return is_installed("mpi4py")
+    """Whether ``mpi4py`` can be imported."""
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def proc_id() -> int:
