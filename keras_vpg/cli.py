@@ -11,6 +11,7 @@ stderr and exit status 2; ``--debug`` or ``KERAS_VPG_DEBUG=1`` shows the traceba
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import functools
 import importlib.util
@@ -44,6 +45,19 @@ DEBUG_ENV = "KERAS_VPG_DEBUG"
 
 class CLIError(Exception):
     """A user error: printed as one line on stderr, exit status 2."""
+
+
+@contextlib.contextmanager
+def _user_errors(*types: type[Exception]):
+    """Inside, an error of one of ``types`` is the user's: a :class:`CLIError` with its message.
+
+    (The message already says what is wrong: a missing file, a bad value, an extra
+    that is not installed.)
+    """
+    try:
+        yield
+    except types as error:
+        raise CLIError(str(error)) from error
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -129,46 +143,38 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
     Options marked "(grid)" take several values: every combination is one run.
     """
-    parser.add_argument("--env",
-                        help="gymnasium env id, e.g. CartPole-v1 or HalfCheetah-v5 "
-                             "(required unless --config or --resume gives it)")
-    parser.add_argument("--hid", type=_int_at_least(1), nargs="+", default=[64, 64],
-                        help="hidden layer sizes of the policy and value MLPs")
-    parser.add_argument("--act", nargs="+", default=["tanh"],
-                        help="(grid) Keras activation of the hidden layers (tanh, relu, ...)")
-    parser.add_argument("--cpu", type=_int_at_least(1), default=1,
-                        help="MPI processes per run (re-launches under mpirun; needs the mpi "
-                             "extra)")
-    parser.add_argument("--hostfile",
-                        help="Open MPI hostfile: spread the --cpu ranks over these machines")
-    parser.add_argument("--mpirun-args", default="",
-                        help="more mpirun arguments, one quoted string (e.g. \"--map-by node\")")
-    parser.add_argument("--parallel", type=_int_at_least(1), default=1,
-                        help="runs of a grid (or of several seeds) trained at once, each in "
-                             "its own process with its share of the cores")
-    parser.add_argument("--exp-name",
-                        help="experiment name (default: the env id in lower case)")
-    parser.add_argument("--data-dir", default="data",
-                        help="runs are written to DATA_DIR/EXP_NAME/EXP_NAME_sSEED")
+    add = parser.add_argument
+    add("--env", help="gymnasium env id, e.g. CartPole-v1 or HalfCheetah-v5 "
+                      "(required unless --config or --resume gives it)")
+    add("--hid", type=_int_at_least(1), nargs="+", default=[64, 64],
+        help="hidden layer sizes of the policy and value MLPs")
+    add("--act", nargs="+", default=["tanh"],
+        help="(grid) Keras activation of the hidden layers (tanh, relu, ...)")
+    add("--cpu", type=_int_at_least(1), default=1,
+        help="MPI processes per run (re-launches under mpirun; needs the mpi extra)")
+    add("--hostfile", help="Open MPI hostfile: spread the --cpu ranks over these machines")
+    add("--mpirun-args", default="",
+        help="more mpirun arguments, one quoted string (e.g. \"--map-by node\")")
+    add("--parallel", type=_int_at_least(1), default=1,
+        help="runs of a grid (or of several seeds) trained at once, each in its own process "
+             "with its share of the cores")
+    add("--exp-name", help="experiment name (default: the env id in lower case)")
+    add("--data-dir", default="data", help="runs are written to DATA_DIR/EXP_NAME/EXP_NAME_sSEED")
     # --epochs and every VPG hyperparameter's flag, help and default from its one definition.
     config.add_arguments(parser, grid=[*GRID_FLAGS, "seed"])
-    parser.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=False,
-                        help="write every progress.txt column to RUN_DIR/tensorboard "
-                             "(x axis: TotalEnvInteracts)")
-    parser.add_argument("--eval-freq", type=_int_at_least(0), default=0,
-                        help="every this many epochs, evaluate the policy on a separate env "
-                             "(EvalAverageEpRet column; best policy in RUN_DIR/best_model.keras); "
-                             "0: never")
-    parser.add_argument("--eval-episodes", type=_int_at_least(1), default=10,
-                        help="episodes per evaluation")
-    parser.add_argument("--config",
-                        help="a run's config.json (or its run directory): train with its "
-                             "settings; flags given explicitly override them")
-    parser.add_argument("--resume", metavar="RUN_DIR",
-                        help="finish an interrupted run from its last checkpoint (to its "
-                             "epochs, or to --epochs if given)")
-    parser.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1,
-                        help="0 silent, 1 progress bar and a line per epoch, 2 the line only")
+    add("--tensorboard", action=argparse.BooleanOptionalAction, default=False,
+        help="write every progress.txt column to RUN_DIR/tensorboard (x axis: TotalEnvInteracts)")
+    add("--eval-freq", type=_int_at_least(0), default=0,
+        help="every this many epochs, evaluate the policy on a separate env "
+             "(EvalAverageEpRet column; best policy in RUN_DIR/best_model.keras); 0: never")
+    add("--eval-episodes", type=_int_at_least(1), default=10, help="episodes per evaluation")
+    add("--config", help="a run's config.json (or its run directory): train with its settings; "
+                         "flags given explicitly override them")
+    add("--resume", metavar="RUN_DIR",
+        help="finish an interrupted run from its last checkpoint (to its epochs, or to --epochs "
+             "if given)")
+    add("--verbose", type=int, choices=[0, 1, 2], default=1,
+        help="0 silent, 1 progress bar and a line per epoch, 2 the line only")
 
 
 def _single(value: Any) -> Any:
@@ -271,12 +277,9 @@ def train_run(env_id: str, epochs: int, verbose: int = 1, tensorboard: bool = Fa
 
     callbacks, settings = _callbacks(Path(vpg_kwargs["logger_kwargs"]["output_dir"]), env_id,
                                      vpg_kwargs["seed"], tensorboard, eval_freq, eval_episodes)
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, _user_errors(ValueError, TypeError):
         warnings.simplefilter("always", RunMovedAside)
-        try:
-            agent = VPG(functools.partial(gym.make, env_id), **vpg_kwargs)
-        except (ValueError, TypeError) as error:
-            raise CLIError(str(error)) from error
+        agent = VPG(functools.partial(gym.make, env_id), **vpg_kwargs)
     for warning in caught:  # the move of an earlier run is news, not a code warning
         if issubclass(warning.category, RunMovedAside):
             print(f"keras-vpg: {warning.message}", flush=True)
@@ -304,10 +307,8 @@ def _mpi_fork(args: argparse.Namespace) -> None:
     """Re-launch this command under mpirun and exit when ``--cpu`` > 1 (no MPI: one line)."""
     from keras_vpg import mpi
 
-    try:
+    with _user_errors(RuntimeError):
         mpi.mpi_fork(args.cpu, extra_args=shlex.split(args.mpirun_args), hostfile=args.hostfile)
-    except RuntimeError as error:
-        raise CLIError(str(error)) from error
 
 
 def _resume(args: argparse.Namespace) -> None:
@@ -333,11 +334,9 @@ def _resume(args: argparse.Namespace) -> None:
     resumed = keras.callbacks.History()  # the epochs run now: their speed and steps
     start = time.perf_counter()
     rank0 = mpi.proc_id() == 0
-    try:
+    with _user_errors(FileNotFoundError, ValueError, TypeError):
         agent = resume_run(run_dir, epochs=args.epochs, callbacks=callbacks + [resumed],
                            verbose=args.verbose if rank0 else 0)
-    except (FileNotFoundError, ValueError, TypeError) as error:
-        raise CLIError(str(error)) from error
     agent.logger.update_config(**settings)
     try:
         if rank0:
@@ -411,11 +410,9 @@ def _train_grid(args: argparse.Namespace, runs) -> None:
     print(f"keras-vpg: {len(experiments)} runs of {args.env}, {args.parallel} at a time:")
     for experiment in experiments:
         print(f"  {experiment.output_dir}")
-    try:
+    with _user_errors(GridRunError):
         run_experiments(experiments, num_cpu=args.cpu, parallel=args.parallel,
                         hostfile=args.hostfile, mpirun_args=shlex.split(args.mpirun_args))
-    except GridRunError as error:
-        raise CLIError(str(error)) from error
     # A grid's variants share the experiment name as a prefix: plot takes prefixes.
     print(_next_steps(runs[0][0], plot_dir=run_dir_of(args, args.seed[0]).parent))
 
@@ -495,33 +492,28 @@ def _next_steps(args: argparse.Namespace, plot_dir: Path | None = None) -> str:
 # -- plot ----------------------------------------------------------------------------------
 def add_plot_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``plot`` options (Spinning Up's ``plot`` names)."""
-    parser.add_argument(
-        "logdir", nargs="+",
-        help="run directories or directories of runs (searched for progress.txt); a path "
-             "that does not exist is a prefix: data/hc matches data/hc-lr1e-3 too")
-    parser.add_argument("--legend", "-l", nargs="*",
-                        help="one legend label per curve (default: the experiment names, or "
-                             "the directories when names collide)")
-    parser.add_argument("--xaxis", "-x", default="TotalEnvInteracts",
-                        help="progress.txt column of the x axis (e.g. Epoch, Time)")
-    parser.add_argument("--value", "-y", nargs="*", default=["AverageEpRet"],
-                        help="progress.txt column(s) to plot; one figure each")
-    parser.add_argument("--count", action="store_true",
-                        help="one curve per run instead of the estimate over seeds")
-    parser.add_argument("--smooth", "-s", type=_int_at_least(1), default=1,
-                        help="window of a centered moving average (1: none)")
-    parser.add_argument("--select", nargs="*",
-                        help="keep only runs whose path contains all of these strings")
-    parser.add_argument("--exclude", nargs="*",
-                        help="drop runs whose path contains any of these strings")
-    parser.add_argument("--est", default="mean", choices=["mean", "max", "min"],
-                        help="estimate over the seeds of an experiment (band: ± std)")
-    parser.add_argument("--xmax", type=float,
-                        help="plot only up to this x value (compare runs of different "
-                             "lengths at one budget)")
-    parser.add_argument("--out", "-o",
-                        help="image file to write, NAME_VALUE.EXT per value when several "
-                             "(default: a window; without a display LOGDIR.png)")
+    add = parser.add_argument
+    add("logdir", nargs="+",
+        help="run directories or directories of runs (searched for progress.txt); a path that "
+             "does not exist is a prefix: data/hc matches data/hc-lr1e-3 too")
+    add("--legend", "-l", nargs="*",
+        help="one legend label per curve (default: the experiment names, or the directories "
+             "when names collide)")
+    add("--xaxis", "-x", default="TotalEnvInteracts",
+        help="progress.txt column of the x axis (e.g. Epoch, Time)")
+    add("--value", "-y", nargs="*", default=["AverageEpRet"],
+        help="progress.txt column(s) to plot; one figure each")
+    add("--count", action="store_true", help="one curve per run instead of the estimate over seeds")
+    add("--smooth", "-s", type=_int_at_least(1), default=1,
+        help="window of a centered moving average (1: none)")
+    add("--select", nargs="*", help="keep only runs whose path contains all of these strings")
+    add("--exclude", nargs="*", help="drop runs whose path contains any of these strings")
+    add("--est", default="mean", choices=["mean", "max", "min"],
+        help="estimate over the seeds of an experiment (band: ± std)")
+    add("--xmax", type=float,
+        help="plot only up to this x value (compare runs of different lengths at one budget)")
+    add("--out", "-o", help="image file to write, NAME_VALUE.EXT per value when several "
+                            "(default: a window; without a display LOGDIR.png)")
 
 
 def cmd_plot(args: argparse.Namespace) -> None:
@@ -532,12 +524,10 @@ def cmd_plot(args: argparse.Namespace) -> None:
         out = (Path(args.logdir[0]).resolve().name or "plot") + ".png"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        try:
+        with _user_errors(ValueError, FileNotFoundError):
             make_plots(args.logdir, legend=args.legend, xaxis=args.xaxis, values=args.value,
                        count=args.count, smooth=args.smooth, select=args.select,
                        exclude=args.exclude, estimator=args.est, out=out, xmax=args.xmax)
-        except (ValueError, FileNotFoundError) as error:
-            raise CLIError(str(error)) from error
     for warning in caught:
         if issubclass(warning.category, UserWarning):
             print(f"keras-vpg plot: warning: {warning.message}", file=sys.stderr)
@@ -560,24 +550,24 @@ def _has_display() -> bool:
 
 # -- test-policy ---------------------------------------------------------------------------
 def add_test_policy_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", help="a run directory (holding model.keras and config.json)")
-    parser.add_argument("--episodes", "-n", type=_int_at_least(1), default=100,
-                        help="episodes to run (Spinning Up's default)")
-    parser.add_argument("--len", "-l", type=_int_at_least(0), default=0,
-                        help="cut episodes after this many steps (0: only the env's own limit)")
-    parser.add_argument("--norender", "-nr", action="store_true",
-                        help="run without a window, batched over --num-envs envs (fast)")
-    parser.add_argument("--itr", "-i", type=int, default=-1,
-                        help="saved policy model_ITR.keras (-1: the last, model.keras)")
-    parser.add_argument("--deterministic", "-d", action="store_true",
-                        help="take the mode of the policy instead of sampling")
-    parser.add_argument("--env", help="env id (default: rebuilt from the run's config.json)")
-    parser.add_argument("--seed", type=_int_at_least(0), default=0,
-                        help="seed of the envs (env i: SEED + i) and of the action sampling")
-    parser.add_argument("--num-envs", type=_int_at_least(1), default=8,
-                        help="envs stepped together with --norender (capped at --episodes)")
-    parser.add_argument("--verbose", "-v", action="store_true",
-                        help="also print one line per episode")
+    add = parser.add_argument
+    add("run_dir", help="a run directory (holding model.keras and config.json)")
+    add("--episodes", "-n", type=_int_at_least(1), default=100,
+        help="episodes to run (Spinning Up's default)")
+    add("--len", "-l", type=_int_at_least(0), default=0,
+        help="cut episodes after this many steps (0: only the env's own limit)")
+    add("--norender", "-nr", action="store_true",
+        help="run without a window, batched over --num-envs envs (fast)")
+    add("--itr", "-i", type=int, default=-1,
+        help="saved policy model_ITR.keras (-1: the last, model.keras)")
+    add("--deterministic", "-d", action="store_true",
+        help="take the mode of the policy instead of sampling")
+    add("--env", help="env id (default: rebuilt from the run's config.json)")
+    add("--seed", type=_int_at_least(0), default=0,
+        help="seed of the envs (env i: SEED + i) and of the action sampling")
+    add("--num-envs", type=_int_at_least(1), default=8,
+        help="envs stepped together with --norender (capped at --episodes)")
+    add("--verbose", "-v", action="store_true", help="also print one line per episode")
 
 
 def _load_policy(args: argparse.Namespace):
@@ -586,10 +576,8 @@ def _load_policy(args: argparse.Namespace):
     _select_backend(args)
     from keras_vpg import serving
 
-    try:
+    with _user_errors(FileNotFoundError, ValueError):
         return serving.load_model(serving.saved_policy_path(run_dir, args.itr))
-    except (FileNotFoundError, ValueError) as error:
-        raise CLIError(str(error)) from error
 
 
 def cmd_test_policy(args: argparse.Namespace) -> None:
@@ -629,13 +617,13 @@ def cmd_test_policy(args: argparse.Namespace) -> None:
 
 # -- export --------------------------------------------------------------------------------
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", help="a run directory (holding model.keras)")
-    parser.add_argument("--format", default="tf_saved_model", choices=["tf_saved_model", "onnx"],
-                        help="TensorFlow SavedModel, or ONNX (needs the onnx extra)")
-    parser.add_argument("--out",
-                        help="output path (default: RUN_DIR/saved_model or RUN_DIR/policy.onnx)")
-    parser.add_argument("--itr", type=int, default=-1,
-                        help="saved policy model_ITR.keras (-1: the last, model.keras)")
+    add = parser.add_argument
+    add("run_dir", help="a run directory (holding model.keras)")
+    add("--format", default="tf_saved_model", choices=["tf_saved_model", "onnx"],
+        help="TensorFlow SavedModel, or ONNX (needs the onnx extra)")
+    add("--out", help="output path (default: RUN_DIR/saved_model or RUN_DIR/policy.onnx)")
+    add("--itr", type=int, default=-1,
+        help="saved policy model_ITR.keras (-1: the last, model.keras)")
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -644,10 +632,8 @@ def cmd_export(args: argparse.Namespace) -> None:
 
     default = "saved_model" if args.format == "tf_saved_model" else "policy.onnx"
     out = args.out or str(Path(args.run_dir) / default)
-    try:
+    with _user_errors(ImportError):  # the extra that is missing
         serving.export(ac, out, format=args.format)
-    except ImportError as error:  # the extra that is missing
-        raise CLIError(str(error)) from error
     print(f"keras-vpg: exported {args.format} to {out}")
 
 
@@ -666,15 +652,11 @@ def _select_backend(args: argparse.Namespace) -> None:
     first line (``args.backend_note``), not on stderr by every command.
     """
     quiet_tensorflow_startup()
-    try:
+    with _user_errors(BackendNotInstalled, RuntimeError):
         choice = apply_backend(getattr(args, "backend", None))
-    except (BackendNotInstalled, RuntimeError) as error:
-        raise CLIError(str(error)) from error
     configured = keras_json_backend()
-    args.backend_note = ""
-    if choice.source == "fallback":
-        args.backend_note = (f"keras.json's {configured} is not installed; " if configured
-                             else "Keras's default tensorflow is not installed; ")
+    missing = f"keras.json's {configured}" if configured else "Keras's default tensorflow"
+    args.backend_note = f"{missing} is not installed; " if choice.source == "fallback" else ""
 
 
 def _usable_checkpoint(args: argparse.Namespace) -> str:
