@@ -123,7 +123,6 @@ def _int_at_least(minimum: int):
             raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
         return value
 
-    parse.__name__ = f"integer >= {minimum}"
     return parse
 
 
@@ -294,15 +293,6 @@ def train_run(env_id: str, epochs: int, verbose: int = 1, tensorboard: bool = Fa
         agent.close()
 
 
-def _check_tensorboard(args: argparse.Namespace) -> None:
-    """``--tensorboard`` without a usable writer: one line naming the extra, before training."""
-    from keras_vpg.callbacks import tensorboard_missing
-
-    missing = args.tensorboard and tensorboard_missing()
-    if missing:
-        raise CLIError(f"--tensorboard: {missing}")
-
-
 def _mpi_fork(args: argparse.Namespace) -> None:
     """Re-launch this command under mpirun and exit when ``--cpu`` > 1 (no MPI: one line)."""
     from keras_vpg import mpi
@@ -318,8 +308,6 @@ def _resume(args: argparse.Namespace) -> None:
     ``config.json`` unless given as flags; ``--epochs`` (if given) is the new total.
     """
     run_dir = args.run_dir = Path(args.resume)  # args.run_dir: for a failed write
-    _select_backend(args)
-    _check_tensorboard(args)
     _mpi_fork(args)
     if args.eval_freq and not args.env:
         raise CLIError(f"--eval-freq needs the env id, which {str(run_dir)!r} does not record")
@@ -364,16 +352,20 @@ def cmd_train(args: argparse.Namespace) -> None:
         if args.resume:
             defaults["epochs"] = None  # the total of the interrupted fit, unless --epochs
         args = build_parser(defaults).parse_args(args.argv)
-    if args.resume:
-        return _resume(args)
-    if not args.env:
+    if not (args.env or args.resume):
         raise CLIError("--env is required (or --config RUN_DIR/config.json, or --resume RUN_DIR)")
     _select_backend(args)
     from keras_vpg import mpi
+    from keras_vpg.callbacks import tensorboard_missing
 
-    if mpi.num_procs() == 1:
-        _check_env_id(args.env)  # once, before launching ranks
-        _check_tensorboard(args)
+    if mpi.num_procs() == 1:  # once, before launching ranks
+        if not args.resume:  # (a resumed run's env is the one it recorded)
+            _check_env_id(args.env)
+        missing = args.tensorboard and tensorboard_missing()  # one line naming the extra
+        if missing:
+            raise CLIError(f"--tensorboard: {missing}")
+    if args.resume:
+        return _resume(args)
     variants = grid_variants(args)
     runs = [(variant, seed) for variant in variants for seed in args.seed]
     if len(variants) > 1 or (args.parallel > 1 and len(runs) > 1):
@@ -664,8 +656,6 @@ def _usable_checkpoint(args: argparse.Namespace) -> str:
     run_dir = getattr(args, "run_dir", None)
     if args.command != "train" or run_dir is None:  # test-policy/export: their own run_dir
         return ""
-    import warnings
-
     from keras_vpg import checkpoint
 
     with warnings.catch_warnings():  # a damaged newer checkpoint: skipped silently here
@@ -704,12 +694,10 @@ def version_text() -> str:
 
     from keras_vpg._backend import resolve_backend
 
-    def version(*names: str) -> str:
+    def version(*names: str) -> str:  # of the first of these distributions installed
         for name in names:
-            try:
-                return importlib.metadata.version(name)
-            except importlib.metadata.PackageNotFoundError:
-                continue
+            with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+                return importlib.metadata.version(name.lower())
         return "not installed"
 
     try:
@@ -724,9 +712,7 @@ def version_text() -> str:
         f"tensorflow {version('tensorflow', 'tensorflow-cpu')}",
         *(f"{name} {version(name)}" for name in ("jax", "torch")),
         f"backend: {in_use}",
-        *(f"{label} {version(name)}" for label, name in (
-            ("gymnasium", "gymnasium"), ("MuJoCo", "mujoco"), ("numpy", "numpy"),
-            ("mpi4py", "mpi4py"))),
+        *(f"{name} {version(name)}" for name in ("gymnasium", "MuJoCo", "numpy", "mpi4py")),
     ])
 
 
