@@ -29,15 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from keras_vpg import __version__, config
-from keras_vpg._backend import (
-    BACKENDS,
-    BackendNotInstalled,
-    apply_backend,
-    install_hint,
-    keras_json_backend,
-    quiet_tensorflow_startup,
-)
+from keras_vpg import __version__, _backend, config
 
 #: Environment variable: when set (to anything but 0), user errors show their traceback.
 DEBUG_ENV = "KERAS_VPG_DEBUG"
@@ -106,8 +98,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         default = action.default
-        if (default is None or default is False or default == argparse.SUPPRESS
-                or not action.option_strings):
+        if default is False or default in (None, argparse.SUPPRESS) or not action.option_strings:
             return action.help or ""
         shown = " ".join(map(str, default)) if isinstance(default, list) else "%(default)s"
         return f"{action.help} (default: {shown})"
@@ -267,7 +258,7 @@ def train_run(env_id: str, epochs: int, verbose: int = 1, tensorboard: bool = Fa
     What a ``train`` run does, in this process or in a grid's child process, its
     callbacks included (see ``_callbacks``). Returns the ``History``.
     """
-    quiet_tensorflow_startup()  # also in a grid's child process
+    _backend.quiet_tensorflow_startup()  # also in a grid's child process
     import gymnasium as gym
 
     from keras_vpg import mpi
@@ -285,12 +276,10 @@ def train_run(env_id: str, epochs: int, verbose: int = 1, tensorboard: bool = Fa
         else:
             warnings.showwarning(warning.message, warning.category, warning.filename,
                                  warning.lineno)
-    agent.logger.update_config(**settings)  # for --config and --resume (fit adds the epochs)
-    try:
+    with contextlib.closing(agent):
+        agent.logger.update_config(**settings)  # for --config and --resume (fit adds the epochs)
         return agent.fit(epochs=epochs, callbacks=callbacks,
                          verbose=verbose if mpi.proc_id() == 0 else 0)
-    finally:
-        agent.close()
 
 
 def _mpi_fork(args: argparse.Namespace) -> None:
@@ -325,8 +314,8 @@ def _resume(args: argparse.Namespace) -> None:
     with _user_errors(FileNotFoundError, ValueError, TypeError):
         agent = resume_run(run_dir, epochs=args.epochs, callbacks=callbacks + [resumed],
                            verbose=args.verbose if rank0 else 0)
-    agent.logger.update_config(**settings)
-    try:
+    with contextlib.closing(agent):
+        agent.logger.update_config(**settings)
         if rank0:
             steps = agent.total_env_interacts
             new_steps = (len(resumed.history.get("TotalEnvInteracts", []))
@@ -334,8 +323,6 @@ def _resume(args: argparse.Namespace) -> None:
             logs = {"AverageEpRet": [final_return(run_dir)], "TotalEnvInteracts": [steps],
                     **{k: v for k, v in resumed.history.items() if k == "StepsPerSecond"}}
             print(_run_summary(run_dir, logs, time.perf_counter() - start, steps - new_steps))
-    finally:
-        agent.close()
 
 
 def _train_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -385,8 +372,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         history = train_run(**_train_options(args), verbose=args.verbose, **vpg_kwargs(args, seed))
         summaries.append(_run_summary(run_dir, history.history, time.perf_counter() - start))
     if rank0:
-        print("\n".join(summaries))
-        print(_next_steps(args))
+        print(*summaries, _next_steps(args), sep="\n")
 
 
 def _train_grid(args: argparse.Namespace, runs) -> None:
@@ -443,7 +429,7 @@ def config_defaults(path: str) -> dict[str, Any]:
     exp_name = saved.get("exp_name") or (saved.get("logger_kwargs") or {}).get("exp_name")
     if exp_name:
         defaults["exp_name"] = exp_name
-    if saved.get("backend") in BACKENDS:
+    if saved.get("backend") in _backend.BACKENDS:
         defaults["backend"] = saved["backend"]
     if int(saved.get("num_procs") or 1) > 1:
         defaults["cpu"] = int(saved["num_procs"])
@@ -471,7 +457,7 @@ def _next_steps(args: argparse.Namespace, plot_dir: Path | None = None) -> str:
     first = run_dir_of(args, args.seed[0])
     run = shlex.quote(str(first))
     export_note = ("" if importlib.util.find_spec("tensorflow") is not None
-                   else f"   # needs {install_hint('tensorflow')}")
+                   else f"   # needs {_backend.install_hint('tensorflow')}")
     return "\n".join([
         "Next:",
         f"  keras-vpg plot {shlex.quote(str(plot_dir or first.parent))} "
@@ -643,10 +629,10 @@ def _select_backend(args: argparse.Namespace) -> None:
     A fallback from an uninstalled configured backend is said by ``train`` in its
     first line (``args.backend_note``), not on stderr by every command.
     """
-    quiet_tensorflow_startup()
-    with _user_errors(BackendNotInstalled, RuntimeError):
-        choice = apply_backend(getattr(args, "backend", None))
-    configured = keras_json_backend()
+    _backend.quiet_tensorflow_startup()
+    with _user_errors(_backend.BackendNotInstalled, RuntimeError):
+        choice = _backend.apply_backend(getattr(args, "backend", None))
+    configured = _backend.keras_json_backend()
     missing = f"keras.json's {configured}" if configured else "Keras's default tensorflow"
     args.backend_note = f"{missing} is not installed; " if choice.source == "fallback" else ""
 
@@ -667,20 +653,20 @@ def _usable_checkpoint(args: argparse.Namespace) -> str:
             f"(keras-vpg train --resume {run_dir} continues from it)")
 
 
+#: Each command: its function, the function adding its options, whether it uses Keras
+#: (then it takes --backend), its summary and an example (the epilog of its --help).
 COMMANDS = {
-    "train": (cmd_train, add_train_arguments, True,
-              "train a policy (one run per seed)",
-              "example: keras-vpg train --env CartPole-v1 --pi-lr 0.01 --epochs 30 "
-              "--exp-name cartpole"),
+    "train": (cmd_train, add_train_arguments, True, "train a policy (one run per seed)",
+              "keras-vpg train --env CartPole-v1 --pi-lr 0.01 --epochs 30 --exp-name cartpole"),
     "plot": (cmd_plot, add_plot_arguments, False,
              "plot learning curves of run directories (no Keras needed)",
-             "example: keras-vpg plot data/cartpole --smooth 3 --out cartpole.png"),
+             "keras-vpg plot data/cartpole --smooth 3 --out cartpole.png"),
     "test-policy": (cmd_test_policy, add_test_policy_arguments, True,
                     "run a saved policy and print its mean return and length",
-                    "example: keras-vpg test-policy data/cartpole/cartpole_s0 --norender"),
+                    "keras-vpg test-policy data/cartpole/cartpole_s0 --norender"),
     "export": (cmd_export, add_export_arguments, True,
                "export a run's policy for serving (needs the tensorflow extra)",
-               "example: keras-vpg export data/cartpole/cartpole_s0"),
+               "keras-vpg export data/cartpole/cartpole_s0"),
 }
 
 
@@ -692,8 +678,6 @@ def version_text() -> str:
     import importlib.metadata
     import platform
 
-    from keras_vpg._backend import resolve_backend
-
     def version(*names: str) -> str:  # of the first of these distributions installed
         for name in names:
             with contextlib.suppress(importlib.metadata.PackageNotFoundError):
@@ -701,9 +685,9 @@ def version_text() -> str:
         return "not installed"
 
     try:
-        choice = resolve_backend()
+        choice = _backend.resolve_backend()
         in_use = f"{choice.backend} (from {choice.source})"
-    except BackendNotInstalled as error:
+    except _backend.BackendNotInstalled as error:
         in_use = f"none ({error})"
     return "\n".join([
         f"keras-vpg {__version__}",
@@ -729,10 +713,10 @@ def build_parser(train_defaults: dict[str, Any] | None = None) -> argparse.Argum
     for name, (_, add_arguments, uses_keras, summary, example) in COMMANDS.items():
         sub = commands.add_parser(
             name, help=summary, description=summary[0].upper() + summary[1:] + ".",
-            epilog=example, formatter_class=HelpFormatter)
+            epilog=f"example: {example}", formatter_class=HelpFormatter)
         if uses_keras:
             sub.add_argument(
-                "--backend", choices=BACKENDS,
+                "--backend", choices=_backend.BACKENDS,
                 help="Keras backend; wins over KERAS_BACKEND; without either, keras.json's, "
                      "or the first installed of jax, torch, tensorflow")
         sub.add_argument("--debug", action="store_true",
