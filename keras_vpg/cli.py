@@ -325,10 +325,11 @@ def _resume(args: argparse.Namespace) -> None:
             print(_run_summary(run_dir, logs, time.perf_counter() - start, steps - new_steps))
 
 
-def _train_options(args: argparse.Namespace) -> dict[str, Any]:
-    """``train_run``'s options besides the VPG arguments."""
-    return dict(env_id=args.env, epochs=args.epochs, tensorboard=args.tensorboard,
-                eval_freq=args.eval_freq, eval_episodes=args.eval_episodes)
+def _run_kwargs(args: argparse.Namespace, seed: int, verbose: int) -> dict[str, Any]:
+    """The keyword arguments of ``train_run`` for one seed of ``args``."""
+    return dict(env_id=args.env, epochs=args.epochs, verbose=verbose, tensorboard=args.tensorboard,
+                eval_freq=args.eval_freq, eval_episodes=args.eval_episodes,
+                **vpg_kwargs(args, seed))
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -369,7 +370,7 @@ def cmd_train(args: argparse.Namespace) -> None:
                   f"({args.backend_note}{mpi.num_procs()} process(es)) -> {run_dir}",
                   flush=True)
         start = time.perf_counter()
-        history = train_run(**_train_options(args), verbose=args.verbose, **vpg_kwargs(args, seed))
+        history = train_run(**_run_kwargs(args, seed, args.verbose))
         summaries.append(_run_summary(run_dir, history.history, time.perf_counter() - start))
     if rank0:
         print(*summaries, _next_steps(args), sep="\n")
@@ -379,12 +380,9 @@ def _train_grid(args: argparse.Namespace, runs) -> None:
     """Every (variant, seed) in its own process, ``--parallel`` at a time; then the table."""
     from keras_vpg.grid import Experiment, GridRunError, run_experiments
 
-    experiments = [
-        Experiment(variant.exp_name, train_run,
-                   dict(**_train_options(variant), verbose=2 if args.verbose else 0,
-                        **vpg_kwargs(variant, seed)))
-        for variant, seed in runs
-    ]
+    verbose = 2 if args.verbose else 0  # a line per epoch, no progress bar
+    experiments = [Experiment(variant.exp_name, train_run, _run_kwargs(variant, seed, verbose))
+                   for variant, seed in runs]
     print(f"keras-vpg: {len(experiments)} runs of {args.env}, {args.parallel} at a time:")
     for experiment in experiments:
         print(f"  {experiment.output_dir}")
