@@ -14,7 +14,6 @@ import argparse
 import contextlib
 import difflib
 import functools
-import importlib.util
 import json
 import math
 import os
@@ -120,10 +119,9 @@ def _int_at_least(minimum: int):
 # -- train ---------------------------------------------------------------------------------
 #: train flags that may take several values: the run set is every combination of them
 #: (and of --seed), named Spinning Up's way with these shorthands, in this order.
-GRID_FLAGS = {
-    "act": "act", "steps_per_epoch": "spe", "num_envs": "ne", "gamma": "gamma", "lam": "lam",
-    "pi_lr": "pi", "vf_lr": "vf", "train_v_iters": "tv", "max_ep_len": "len",
-}
+GRID_FLAGS = {"act": "act", "steps_per_epoch": "spe", "num_envs": "ne", "gamma": "gamma",
+              "lam": "lam", "pi_lr": "pi", "vf_lr": "vf", "train_v_iters": "tv",
+              "max_ep_len": "len"}
 #: What config.json records of the callbacks of ``train`` (for ``--config`` and ``--resume``).
 CALLBACK_FLAGS = ("tensorboard", "eval_freq", "eval_episodes")
 
@@ -454,7 +452,7 @@ def _run_summary(run_dir: Path, logs: dict[str, list[float]], seconds: float,
 def _next_steps(args: argparse.Namespace, plot_dir: Path | None = None) -> str:
     first = run_dir_of(args, args.seed[0])
     run = shlex.quote(str(first))
-    export_note = ("" if importlib.util.find_spec("tensorflow") is not None
+    export_note = ("" if _backend.is_installed("tensorflow")
                    else f"   # needs {_backend.install_hint('tensorflow')}")
     return "\n".join([
         "Next:",
@@ -519,9 +517,9 @@ def cmd_plot(args: argparse.Namespace) -> None:
 
 
 def _has_display() -> bool:
-    if sys.platform.startswith("linux"):
-        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    return True
+    """On Linux, whether DISPLAY or WAYLAND_DISPLAY names one; elsewhere assumed."""
+    on_linux = sys.platform.startswith("linux")
+    return not on_linux or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 # -- test-policy ---------------------------------------------------------------------------
