@@ -318,8 +318,8 @@ def _resume(args: argparse.Namespace) -> None:
             steps = agent.total_env_interacts
             new_steps = (len(resumed.history.get("TotalEnvInteracts", []))
                          * agent.steps_per_env * agent.num_envs * agent.num_procs)
-            logs = {"AverageEpRet": [final_return(run_dir)], "TotalEnvInteracts": [steps],
-                    **{k: v for k, v in resumed.history.items() if k == "StepsPerSecond"}}
+            logs = {**resumed.history, "AverageEpRet": [final_return(run_dir)],
+                    "TotalEnvInteracts": [steps]}  # also when no epoch was left to run
             print(_run_summary(run_dir, logs, time.perf_counter() - start, steps - new_steps))
 
 
