@@ -11,9 +11,9 @@ stderr and exit status 2; ``--debug`` or ``KERAS_VPG_DEBUG=1`` shows the traceba
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import functools
-import importlib.util
 import json
 import math
 import os
@@ -28,15 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from keras_vpg import __version__, config
-from keras_vpg._backend import (
-    BACKENDS,
-    BackendNotInstalled,
-    apply_backend,
-    install_hint,
-    keras_json_backend,
-    quiet_tensorflow_startup,
-)
+from keras_vpg import __version__, _backend, config
 
 #: Environment variable: when set (to anything but 0), user errors show their traceback.
 DEBUG_ENV = "KERAS_VPG_DEBUG"
@@ -44,6 +36,19 @@ DEBUG_ENV = "KERAS_VPG_DEBUG"
 
 class CLIError(Exception):
     """A user error: printed as one line on stderr, exit status 2."""
+
+
+@contextlib.contextmanager
+def _user_errors(*types: type[Exception]):
+    """Inside, an error of one of ``types`` is the user's: a :class:`CLIError` with its message.
+
+    (The message already says what is wrong: a missing file, a bad value, an extra
+    that is not installed.)
+    """
+    try:
+        yield
+    except types as error:
+        raise CLIError(str(error)) from error
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -92,8 +97,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         default = action.default
-        if (default is None or default is False or default == argparse.SUPPRESS
-                or not action.option_strings):
+        if default is False or default in (None, argparse.SUPPRESS) or not action.option_strings:
             return action.help or ""
         shown = " ".join(map(str, default)) if isinstance(default, list) else "%(default)s"
         return f"{action.help} (default: {shown})"
@@ -109,17 +113,15 @@ def _int_at_least(minimum: int):
             raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
         return value
 
-    parse.__name__ = f"integer >= {minimum}"
     return parse
 
 
 # -- train ---------------------------------------------------------------------------------
 #: train flags that may take several values: the run set is every combination of them
 #: (and of --seed), named Spinning Up's way with these shorthands, in this order.
-GRID_FLAGS = {
-    "act": "act", "steps_per_epoch": "spe", "num_envs": "ne", "gamma": "gamma", "lam": "lam",
-    "pi_lr": "pi", "vf_lr": "vf", "train_v_iters": "tv", "max_ep_len": "len",
-}
+GRID_FLAGS = {"act": "act", "steps_per_epoch": "spe", "num_envs": "ne", "gamma": "gamma",
+              "lam": "lam", "pi_lr": "pi", "vf_lr": "vf", "train_v_iters": "tv",
+              "max_ep_len": "len"}
 #: What config.json records of the callbacks of ``train`` (for ``--config`` and ``--resume``).
 CALLBACK_FLAGS = ("tensorboard", "eval_freq", "eval_episodes")
 
@@ -129,46 +131,38 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
     Options marked "(grid)" take several values: every combination is one run.
     """
-    parser.add_argument("--env",
-                        help="gymnasium env id, e.g. CartPole-v1 or HalfCheetah-v5 "
-                             "(required unless --config or --resume gives it)")
-    parser.add_argument("--hid", type=_int_at_least(1), nargs="+", default=[64, 64],
-                        help="hidden layer sizes of the policy and value MLPs")
-    parser.add_argument("--act", nargs="+", default=["tanh"],
-                        help="(grid) Keras activation of the hidden layers (tanh, relu, ...)")
-    parser.add_argument("--cpu", type=_int_at_least(1), default=1,
-                        help="MPI processes per run (re-launches under mpirun; needs the mpi "
-                             "extra)")
-    parser.add_argument("--hostfile",
-                        help="Open MPI hostfile: spread the --cpu ranks over these machines")
-    parser.add_argument("--mpirun-args", default="",
-                        help="more mpirun arguments, one quoted string (e.g. \"--map-by node\")")
-    parser.add_argument("--parallel", type=_int_at_least(1), default=1,
-                        help="runs of a grid (or of several seeds) trained at once, each in "
-                             "its own process with its share of the cores")
-    parser.add_argument("--exp-name",
-                        help="experiment name (default: the env id in lower case)")
-    parser.add_argument("--data-dir", default="data",
-                        help="runs are written to DATA_DIR/EXP_NAME/EXP_NAME_sSEED")
+    add = parser.add_argument
+    add("--env", help="gymnasium env id, e.g. CartPole-v1 or HalfCheetah-v5 "
+                      "(required unless --config or --resume gives it)")
+    add("--hid", type=_int_at_least(1), nargs="+", default=[64, 64],
+        help="hidden layer sizes of the policy and value MLPs")
+    add("--act", nargs="+", default=["tanh"],
+        help="(grid) Keras activation of the hidden layers (tanh, relu, ...)")
+    add("--cpu", type=_int_at_least(1), default=1,
+        help="MPI processes per run (re-launches under mpirun; needs the mpi extra)")
+    add("--hostfile", help="Open MPI hostfile: spread the --cpu ranks over these machines")
+    add("--mpirun-args", default="",
+        help="more mpirun arguments, one quoted string (e.g. \"--map-by node\")")
+    add("--parallel", type=_int_at_least(1), default=1,
+        help="runs of a grid (or of several seeds) trained at once, each in its own process "
+             "with its share of the cores")
+    add("--exp-name", help="experiment name (default: the env id in lower case)")
+    add("--data-dir", default="data", help="runs are written to DATA_DIR/EXP_NAME/EXP_NAME_sSEED")
     # --epochs and every VPG hyperparameter's flag, help and default from its one definition.
     config.add_arguments(parser, grid=[*GRID_FLAGS, "seed"])
-    parser.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=False,
-                        help="write every progress.txt column to RUN_DIR/tensorboard "
-                             "(x axis: TotalEnvInteracts)")
-    parser.add_argument("--eval-freq", type=_int_at_least(0), default=0,
-                        help="every this many epochs, evaluate the policy on a separate env "
-                             "(EvalAverageEpRet column; best policy in RUN_DIR/best_model.keras); "
-                             "0: never")
-    parser.add_argument("--eval-episodes", type=_int_at_least(1), default=10,
-                        help="episodes per evaluation")
-    parser.add_argument("--config",
-                        help="a run's config.json (or its run directory): train with its "
-                             "settings; flags given explicitly override them")
-    parser.add_argument("--resume", metavar="RUN_DIR",
-                        help="finish an interrupted run from its last checkpoint (to its "
-                             "epochs, or to --epochs if given)")
-    parser.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1,
-                        help="0 silent, 1 progress bar and a line per epoch, 2 the line only")
+    add("--tensorboard", action=argparse.BooleanOptionalAction, default=False,
+        help="write every progress.txt column to RUN_DIR/tensorboard (x axis: TotalEnvInteracts)")
+    add("--eval-freq", type=_int_at_least(0), default=0,
+        help="every this many epochs, evaluate the policy on a separate env "
+             "(EvalAverageEpRet column; best policy in RUN_DIR/best_model.keras); 0: never")
+    add("--eval-episodes", type=_int_at_least(1), default=10, help="episodes per evaluation")
+    add("--config", help="a run's config.json (or its run directory): train with its settings; "
+                         "flags given explicitly override them")
+    add("--resume", metavar="RUN_DIR",
+        help="finish an interrupted run from its last checkpoint (to its epochs, or to --epochs "
+             "if given)")
+    add("--verbose", type=int, choices=[0, 1, 2], default=1,
+        help="0 silent, 1 progress bar and a line per epoch, 2 the line only")
 
 
 def _single(value: Any) -> Any:
@@ -262,7 +256,7 @@ def train_run(env_id: str, epochs: int, verbose: int = 1, tensorboard: bool = Fa
     What a ``train`` run does, in this process or in a grid's child process, its
     callbacks included (see ``_callbacks``). Returns the ``History``.
     """
-    quiet_tensorflow_startup()  # also in a grid's child process
+    _backend.quiet_tensorflow_startup()  # also in a grid's child process
     import gymnasium as gym
 
     from keras_vpg import mpi
@@ -271,43 +265,27 @@ def train_run(env_id: str, epochs: int, verbose: int = 1, tensorboard: bool = Fa
 
     callbacks, settings = _callbacks(Path(vpg_kwargs["logger_kwargs"]["output_dir"]), env_id,
                                      vpg_kwargs["seed"], tensorboard, eval_freq, eval_episodes)
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, _user_errors(ValueError, TypeError):
         warnings.simplefilter("always", RunMovedAside)
-        try:
-            agent = VPG(functools.partial(gym.make, env_id), **vpg_kwargs)
-        except (ValueError, TypeError) as error:
-            raise CLIError(str(error)) from error
+        agent = VPG(functools.partial(gym.make, env_id), **vpg_kwargs)
     for warning in caught:  # the move of an earlier run is news, not a code warning
         if issubclass(warning.category, RunMovedAside):
             print(f"keras-vpg: {warning.message}", flush=True)
         else:
             warnings.showwarning(warning.message, warning.category, warning.filename,
                                  warning.lineno)
-    agent.logger.update_config(**settings)  # for --config and --resume (fit adds the epochs)
-    try:
+    with contextlib.closing(agent):
+        agent.logger.update_config(**settings)  # for --config and --resume (fit adds the epochs)
         return agent.fit(epochs=epochs, callbacks=callbacks,
                          verbose=verbose if mpi.proc_id() == 0 else 0)
-    finally:
-        agent.close()
-
-
-def _check_tensorboard(args: argparse.Namespace) -> None:
-    """``--tensorboard`` without a usable writer: one line naming the extra, before training."""
-    from keras_vpg.callbacks import tensorboard_missing
-
-    missing = args.tensorboard and tensorboard_missing()
-    if missing:
-        raise CLIError(f"--tensorboard: {missing}")
 
 
 def _mpi_fork(args: argparse.Namespace) -> None:
     """Re-launch this command under mpirun and exit when ``--cpu`` > 1 (no MPI: one line)."""
     from keras_vpg import mpi
 
-    try:
+    with _user_errors(RuntimeError):
         mpi.mpi_fork(args.cpu, extra_args=shlex.split(args.mpirun_args), hostfile=args.hostfile)
-    except RuntimeError as error:
-        raise CLIError(str(error)) from error
 
 
 def _resume(args: argparse.Namespace) -> None:
@@ -317,8 +295,6 @@ def _resume(args: argparse.Namespace) -> None:
     ``config.json`` unless given as flags; ``--epochs`` (if given) is the new total.
     """
     run_dir = args.run_dir = Path(args.resume)  # args.run_dir: for a failed write
-    _select_backend(args)
-    _check_tensorboard(args)
     _mpi_fork(args)
     if args.eval_freq and not args.env:
         raise CLIError(f"--eval-freq needs the env id, which {str(run_dir)!r} does not record")
@@ -333,28 +309,25 @@ def _resume(args: argparse.Namespace) -> None:
     resumed = keras.callbacks.History()  # the epochs run now: their speed and steps
     start = time.perf_counter()
     rank0 = mpi.proc_id() == 0
-    try:
+    with _user_errors(FileNotFoundError, ValueError, TypeError):
         agent = resume_run(run_dir, epochs=args.epochs, callbacks=callbacks + [resumed],
                            verbose=args.verbose if rank0 else 0)
-    except (FileNotFoundError, ValueError, TypeError) as error:
-        raise CLIError(str(error)) from error
-    agent.logger.update_config(**settings)
-    try:
+    with contextlib.closing(agent):
+        agent.logger.update_config(**settings)
         if rank0:
             steps = agent.total_env_interacts
             new_steps = (len(resumed.history.get("TotalEnvInteracts", []))
                          * agent.steps_per_env * agent.num_envs * agent.num_procs)
-            logs = {"AverageEpRet": [final_return(run_dir)], "TotalEnvInteracts": [steps],
-                    **{k: v for k, v in resumed.history.items() if k == "StepsPerSecond"}}
+            logs = {**resumed.history, "AverageEpRet": [final_return(run_dir)],
+                    "TotalEnvInteracts": [steps]}  # also when no epoch was left to run
             print(_run_summary(run_dir, logs, time.perf_counter() - start, steps - new_steps))
-    finally:
-        agent.close()
 
 
-def _train_options(args: argparse.Namespace) -> dict[str, Any]:
-    """``train_run``'s options besides the VPG arguments."""
-    return dict(env_id=args.env, epochs=args.epochs, tensorboard=args.tensorboard,
-                eval_freq=args.eval_freq, eval_episodes=args.eval_episodes)
+def _run_kwargs(args: argparse.Namespace, seed: int, verbose: int) -> dict[str, Any]:
+    """The keyword arguments of ``train_run`` for one seed of ``args``."""
+    return dict(env_id=args.env, epochs=args.epochs, verbose=verbose, tensorboard=args.tensorboard,
+                eval_freq=args.eval_freq, eval_episodes=args.eval_episodes,
+                **vpg_kwargs(args, seed))
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -365,16 +338,20 @@ def cmd_train(args: argparse.Namespace) -> None:
         if args.resume:
             defaults["epochs"] = None  # the total of the interrupted fit, unless --epochs
         args = build_parser(defaults).parse_args(args.argv)
-    if args.resume:
-        return _resume(args)
-    if not args.env:
+    if not (args.env or args.resume):
         raise CLIError("--env is required (or --config RUN_DIR/config.json, or --resume RUN_DIR)")
     _select_backend(args)
     from keras_vpg import mpi
+    from keras_vpg.callbacks import tensorboard_missing
 
-    if mpi.num_procs() == 1:
-        _check_env_id(args.env)  # once, before launching ranks
-        _check_tensorboard(args)
+    if mpi.num_procs() == 1:  # once, before launching ranks
+        if not args.resume:  # (a resumed run's env is the one it recorded)
+            _check_env_id(args.env)
+        missing = args.tensorboard and tensorboard_missing()  # one line naming the extra
+        if missing:
+            raise CLIError(f"--tensorboard: {missing}")
+    if args.resume:
+        return _resume(args)
     variants = grid_variants(args)
     runs = [(variant, seed) for variant in variants for seed in args.seed]
     if len(variants) > 1 or (args.parallel > 1 and len(runs) > 1):
@@ -391,31 +368,25 @@ def cmd_train(args: argparse.Namespace) -> None:
                   f"({args.backend_note}{mpi.num_procs()} process(es)) -> {run_dir}",
                   flush=True)
         start = time.perf_counter()
-        history = train_run(**_train_options(args), verbose=args.verbose, **vpg_kwargs(args, seed))
+        history = train_run(**_run_kwargs(args, seed, args.verbose))
         summaries.append(_run_summary(run_dir, history.history, time.perf_counter() - start))
     if rank0:
-        print("\n".join(summaries))
-        print(_next_steps(args))
+        print(*summaries, _next_steps(args), sep="\n")
 
 
 def _train_grid(args: argparse.Namespace, runs) -> None:
     """Every (variant, seed) in its own process, ``--parallel`` at a time; then the table."""
     from keras_vpg.grid import Experiment, GridRunError, run_experiments
 
-    experiments = [
-        Experiment(variant.exp_name, train_run,
-                   dict(**_train_options(variant), verbose=2 if args.verbose else 0,
-                        **vpg_kwargs(variant, seed)))
-        for variant, seed in runs
-    ]
+    verbose = 2 if args.verbose else 0  # a line per epoch, no progress bar
+    experiments = [Experiment(variant.exp_name, train_run, _run_kwargs(variant, seed, verbose))
+                   for variant, seed in runs]
     print(f"keras-vpg: {len(experiments)} runs of {args.env}, {args.parallel} at a time:")
     for experiment in experiments:
         print(f"  {experiment.output_dir}")
-    try:
+    with _user_errors(GridRunError):
         run_experiments(experiments, num_cpu=args.cpu, parallel=args.parallel,
                         hostfile=args.hostfile, mpirun_args=shlex.split(args.mpirun_args))
-    except GridRunError as error:
-        raise CLIError(str(error)) from error
     # A grid's variants share the experiment name as a prefix: plot takes prefixes.
     print(_next_steps(runs[0][0], plot_dir=run_dir_of(args, args.seed[0]).parent))
 
@@ -454,7 +425,7 @@ def config_defaults(path: str) -> dict[str, Any]:
     exp_name = saved.get("exp_name") or (saved.get("logger_kwargs") or {}).get("exp_name")
     if exp_name:
         defaults["exp_name"] = exp_name
-    if saved.get("backend") in BACKENDS:
+    if saved.get("backend") in _backend.BACKENDS:
         defaults["backend"] = saved["backend"]
     if int(saved.get("num_procs") or 1) > 1:
         defaults["cpu"] = int(saved["num_procs"])
@@ -481,8 +452,8 @@ def _run_summary(run_dir: Path, logs: dict[str, list[float]], seconds: float,
 def _next_steps(args: argparse.Namespace, plot_dir: Path | None = None) -> str:
     first = run_dir_of(args, args.seed[0])
     run = shlex.quote(str(first))
-    export_note = ("" if importlib.util.find_spec("tensorflow") is not None
-                   else f"   # needs {install_hint('tensorflow')}")
+    export_note = ("" if _backend.is_installed("tensorflow")
+                   else f"   # needs {_backend.install_hint('tensorflow')}")
     return "\n".join([
         "Next:",
         f"  keras-vpg plot {shlex.quote(str(plot_dir or first.parent))} "
@@ -495,33 +466,28 @@ def _next_steps(args: argparse.Namespace, plot_dir: Path | None = None) -> str:
 # -- plot ----------------------------------------------------------------------------------
 def add_plot_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``plot`` options (Spinning Up's ``plot`` names)."""
-    parser.add_argument(
-        "logdir", nargs="+",
-        help="run directories or directories of runs (searched for progress.txt); a path "
-             "that does not exist is a prefix: data/hc matches data/hc-lr1e-3 too")
-    parser.add_argument("--legend", "-l", nargs="*",
-                        help="one legend label per curve (default: the experiment names, or "
-                             "the directories when names collide)")
-    parser.add_argument("--xaxis", "-x", default="TotalEnvInteracts",
-                        help="progress.txt column of the x axis (e.g. Epoch, Time)")
-    parser.add_argument("--value", "-y", nargs="*", default=["AverageEpRet"],
-                        help="progress.txt column(s) to plot; one figure each")
-    parser.add_argument("--count", action="store_true",
-                        help="one curve per run instead of the estimate over seeds")
-    parser.add_argument("--smooth", "-s", type=_int_at_least(1), default=1,
-                        help="window of a centered moving average (1: none)")
-    parser.add_argument("--select", nargs="*",
-                        help="keep only runs whose path contains all of these strings")
-    parser.add_argument("--exclude", nargs="*",
-                        help="drop runs whose path contains any of these strings")
-    parser.add_argument("--est", default="mean", choices=["mean", "max", "min"],
-                        help="estimate over the seeds of an experiment (band: ± std)")
-    parser.add_argument("--xmax", type=float,
-                        help="plot only up to this x value (compare runs of different "
-                             "lengths at one budget)")
-    parser.add_argument("--out", "-o",
-                        help="image file to write, NAME_VALUE.EXT per value when several "
-                             "(default: a window; without a display LOGDIR.png)")
+    add = parser.add_argument
+    add("logdir", nargs="+",
+        help="run directories or directories of runs (searched for progress.txt); a path that "
+             "does not exist is a prefix: data/hc matches data/hc-lr1e-3 too")
+    add("--legend", "-l", nargs="*",
+        help="one legend label per curve (default: the experiment names, or the directories "
+             "when names collide)")
+    add("--xaxis", "-x", default="TotalEnvInteracts",
+        help="progress.txt column of the x axis (e.g. Epoch, Time)")
+    add("--value", "-y", nargs="*", default=["AverageEpRet"],
+        help="progress.txt column(s) to plot; one figure each")
+    add("--count", action="store_true", help="one curve per run instead of the estimate over seeds")
+    add("--smooth", "-s", type=_int_at_least(1), default=1,
+        help="window of a centered moving average (1: none)")
+    add("--select", nargs="*", help="keep only runs whose path contains all of these strings")
+    add("--exclude", nargs="*", help="drop runs whose path contains any of these strings")
+    add("--est", default="mean", choices=["mean", "max", "min"],
+        help="estimate over the seeds of an experiment (band: ± std)")
+    add("--xmax", type=float,
+        help="plot only up to this x value (compare runs of different lengths at one budget)")
+    add("--out", "-o", help="image file to write, NAME_VALUE.EXT per value when several "
+                            "(default: a window; without a display LOGDIR.png)")
 
 
 def cmd_plot(args: argparse.Namespace) -> None:
@@ -532,12 +498,10 @@ def cmd_plot(args: argparse.Namespace) -> None:
         out = (Path(args.logdir[0]).resolve().name or "plot") + ".png"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        try:
+        with _user_errors(ValueError, FileNotFoundError):
             make_plots(args.logdir, legend=args.legend, xaxis=args.xaxis, values=args.value,
                        count=args.count, smooth=args.smooth, select=args.select,
                        exclude=args.exclude, estimator=args.est, out=out, xmax=args.xmax)
-        except (ValueError, FileNotFoundError) as error:
-            raise CLIError(str(error)) from error
     for warning in caught:
         if issubclass(warning.category, UserWarning):
             print(f"keras-vpg plot: warning: {warning.message}", file=sys.stderr)
@@ -553,31 +517,31 @@ def cmd_plot(args: argparse.Namespace) -> None:
 
 
 def _has_display() -> bool:
-    if sys.platform.startswith("linux"):
-        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    return True
+    """On Linux, whether DISPLAY or WAYLAND_DISPLAY names one; elsewhere assumed."""
+    on_linux = sys.platform.startswith("linux")
+    return not on_linux or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 # -- test-policy ---------------------------------------------------------------------------
 def add_test_policy_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", help="a run directory (holding model.keras and config.json)")
-    parser.add_argument("--episodes", "-n", type=_int_at_least(1), default=100,
-                        help="episodes to run (Spinning Up's default)")
-    parser.add_argument("--len", "-l", type=_int_at_least(0), default=0,
-                        help="cut episodes after this many steps (0: only the env's own limit)")
-    parser.add_argument("--norender", "-nr", action="store_true",
-                        help="run without a window, batched over --num-envs envs (fast)")
-    parser.add_argument("--itr", "-i", type=int, default=-1,
-                        help="saved policy model_ITR.keras (-1: the last, model.keras)")
-    parser.add_argument("--deterministic", "-d", action="store_true",
-                        help="take the mode of the policy instead of sampling")
-    parser.add_argument("--env", help="env id (default: rebuilt from the run's config.json)")
-    parser.add_argument("--seed", type=_int_at_least(0), default=0,
-                        help="seed of the envs (env i: SEED + i) and of the action sampling")
-    parser.add_argument("--num-envs", type=_int_at_least(1), default=8,
-                        help="envs stepped together with --norender (capped at --episodes)")
-    parser.add_argument("--verbose", "-v", action="store_true",
-                        help="also print one line per episode")
+    add = parser.add_argument
+    add("run_dir", help="a run directory (holding model.keras and config.json)")
+    add("--episodes", "-n", type=_int_at_least(1), default=100,
+        help="episodes to run (Spinning Up's default)")
+    add("--len", "-l", type=_int_at_least(0), default=0,
+        help="cut episodes after this many steps (0: only the env's own limit)")
+    add("--norender", "-nr", action="store_true",
+        help="run without a window, batched over --num-envs envs (fast)")
+    add("--itr", "-i", type=int, default=-1,
+        help="saved policy model_ITR.keras (-1: the last, model.keras)")
+    add("--deterministic", "-d", action="store_true",
+        help="take the mode of the policy instead of sampling")
+    add("--env", help="env id (default: rebuilt from the run's config.json)")
+    add("--seed", type=_int_at_least(0), default=0,
+        help="seed of the envs (env i: SEED + i) and of the action sampling")
+    add("--num-envs", type=_int_at_least(1), default=8,
+        help="envs stepped together with --norender (capped at --episodes)")
+    add("--verbose", "-v", action="store_true", help="also print one line per episode")
 
 
 def _load_policy(args: argparse.Namespace):
@@ -586,10 +550,8 @@ def _load_policy(args: argparse.Namespace):
     _select_backend(args)
     from keras_vpg import serving
 
-    try:
+    with _user_errors(FileNotFoundError, ValueError):
         return serving.load_model(serving.saved_policy_path(run_dir, args.itr))
-    except (FileNotFoundError, ValueError) as error:
-        raise CLIError(str(error)) from error
 
 
 def cmd_test_policy(args: argparse.Namespace) -> None:
@@ -629,13 +591,13 @@ def cmd_test_policy(args: argparse.Namespace) -> None:
 
 # -- export --------------------------------------------------------------------------------
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", help="a run directory (holding model.keras)")
-    parser.add_argument("--format", default="tf_saved_model", choices=["tf_saved_model", "onnx"],
-                        help="TensorFlow SavedModel, or ONNX (needs the onnx extra)")
-    parser.add_argument("--out",
-                        help="output path (default: RUN_DIR/saved_model or RUN_DIR/policy.onnx)")
-    parser.add_argument("--itr", type=int, default=-1,
-                        help="saved policy model_ITR.keras (-1: the last, model.keras)")
+    add = parser.add_argument
+    add("run_dir", help="a run directory (holding model.keras)")
+    add("--format", default="tf_saved_model", choices=["tf_saved_model", "onnx"],
+        help="TensorFlow SavedModel, or ONNX (needs the onnx extra)")
+    add("--out", help="output path (default: RUN_DIR/saved_model or RUN_DIR/policy.onnx)")
+    add("--itr", type=int, default=-1,
+        help="saved policy model_ITR.keras (-1: the last, model.keras)")
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -644,10 +606,8 @@ def cmd_export(args: argparse.Namespace) -> None:
 
     default = "saved_model" if args.format == "tf_saved_model" else "policy.onnx"
     out = args.out or str(Path(args.run_dir) / default)
-    try:
+    with _user_errors(ImportError):  # the extra that is missing
         serving.export(ac, out, format=args.format)
-    except ImportError as error:  # the extra that is missing
-        raise CLIError(str(error)) from error
     print(f"keras-vpg: exported {args.format} to {out}")
 
 
@@ -665,16 +625,12 @@ def _select_backend(args: argparse.Namespace) -> None:
     A fallback from an uninstalled configured backend is said by ``train`` in its
     first line (``args.backend_note``), not on stderr by every command.
     """
-    quiet_tensorflow_startup()
-    try:
-        choice = apply_backend(getattr(args, "backend", None))
-    except (BackendNotInstalled, RuntimeError) as error:
-        raise CLIError(str(error)) from error
-    configured = keras_json_backend()
-    args.backend_note = ""
-    if choice.source == "fallback":
-        args.backend_note = (f"keras.json's {configured} is not installed; " if configured
-                             else "Keras's default tensorflow is not installed; ")
+    _backend.quiet_tensorflow_startup()
+    with _user_errors(_backend.BackendNotInstalled, RuntimeError):
+        choice = _backend.apply_backend(getattr(args, "backend", None))
+    configured = _backend.keras_json_backend()
+    missing = f"keras.json's {configured}" if configured else "Keras's default tensorflow"
+    args.backend_note = f"{missing} is not installed; " if choice.source == "fallback" else ""
 
 
 def _usable_checkpoint(args: argparse.Namespace) -> str:
@@ -682,8 +638,6 @@ def _usable_checkpoint(args: argparse.Namespace) -> str:
     run_dir = getattr(args, "run_dir", None)
     if args.command != "train" or run_dir is None:  # test-policy/export: their own run_dir
         return ""
-    import warnings
-
     from keras_vpg import checkpoint
 
     with warnings.catch_warnings():  # a damaged newer checkpoint: skipped silently here
@@ -695,20 +649,20 @@ def _usable_checkpoint(args: argparse.Namespace) -> str:
             f"(keras-vpg train --resume {run_dir} continues from it)")
 
 
+#: Each command: its function, the function adding its options, whether it uses Keras
+#: (then it takes --backend), its summary and an example (the epilog of its --help).
 COMMANDS = {
-    "train": (cmd_train, add_train_arguments, True,
-              "train a policy (one run per seed)",
-              "example: keras-vpg train --env CartPole-v1 --pi-lr 0.01 --epochs 30 "
-              "--exp-name cartpole"),
+    "train": (cmd_train, add_train_arguments, True, "train a policy (one run per seed)",
+              "keras-vpg train --env CartPole-v1 --pi-lr 0.01 --epochs 30 --exp-name cartpole"),
     "plot": (cmd_plot, add_plot_arguments, False,
              "plot learning curves of run directories (no Keras needed)",
-             "example: keras-vpg plot data/cartpole --smooth 3 --out cartpole.png"),
+             "keras-vpg plot data/cartpole --smooth 3 --out cartpole.png"),
     "test-policy": (cmd_test_policy, add_test_policy_arguments, True,
                     "run a saved policy and print its mean return and length",
-                    "example: keras-vpg test-policy data/cartpole/cartpole_s0 --norender"),
+                    "keras-vpg test-policy data/cartpole/cartpole_s0 --norender"),
     "export": (cmd_export, add_export_arguments, True,
                "export a run's policy for serving (needs the tensorflow extra)",
-               "example: keras-vpg export data/cartpole/cartpole_s0"),
+               "keras-vpg export data/cartpole/cartpole_s0"),
 }
 
 
@@ -720,20 +674,16 @@ def version_text() -> str:
     import importlib.metadata
     import platform
 
-    from keras_vpg._backend import resolve_backend
-
-    def version(*names: str) -> str:
+    def version(*names: str) -> str:  # of the first of these distributions installed
         for name in names:
-            try:
-                return importlib.metadata.version(name)
-            except importlib.metadata.PackageNotFoundError:
-                continue
+            with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+                return importlib.metadata.version(name.lower())
         return "not installed"
 
     try:
-        choice = resolve_backend()
+        choice = _backend.resolve_backend()
         in_use = f"{choice.backend} (from {choice.source})"
-    except BackendNotInstalled as error:
+    except _backend.BackendNotInstalled as error:
         in_use = f"none ({error})"
     return "\n".join([
         f"keras-vpg {__version__}",
@@ -742,9 +692,7 @@ def version_text() -> str:
         f"tensorflow {version('tensorflow', 'tensorflow-cpu')}",
         *(f"{name} {version(name)}" for name in ("jax", "torch")),
         f"backend: {in_use}",
-        *(f"{label} {version(name)}" for label, name in (
-            ("gymnasium", "gymnasium"), ("MuJoCo", "mujoco"), ("numpy", "numpy"),
-            ("mpi4py", "mpi4py"))),
+        *(f"{name} {version(name)}" for name in ("gymnasium", "MuJoCo", "numpy", "mpi4py")),
     ])
 
 
@@ -761,10 +709,10 @@ def build_parser(train_defaults: dict[str, Any] | None = None) -> argparse.Argum
     for name, (_, add_arguments, uses_keras, summary, example) in COMMANDS.items():
         sub = commands.add_parser(
             name, help=summary, description=summary[0].upper() + summary[1:] + ".",
-            epilog=example, formatter_class=HelpFormatter)
+            epilog=f"example: {example}", formatter_class=HelpFormatter)
         if uses_keras:
             sub.add_argument(
-                "--backend", choices=BACKENDS,
+                "--backend", choices=_backend.BACKENDS,
                 help="Keras backend; wins over KERAS_BACKEND; without either, keras.json's, "
                      "or the first installed of jax, torch, tensorflow")
         sub.add_argument("--debug", action="store_true",
