@@ -325,42 +325,39 @@ def run_experiments(
     env = dict(os.environ)
     if parallel > 1 and "KERAS_VPG_THREADS" not in env:
         env["KERAS_VPG_THREADS"] = str(max(1, usable_cores() // (parallel * num_cpu)))
-    python = python or sys.executable
     results: list[RunResult | None] = [None] * len(runs)
-    running: dict[int, tuple[subprocess.Popen, float, str, Any]] = {}
-    pending = list(range(len(runs)))
+    running: dict[int, tuple[subprocess.Popen, float, str | None]] = {}  # process, start, log
+    pending = list(enumerate(runs))
     with tempfile.TemporaryDirectory(prefix="keras-vpg-grid-") as scratch:
         try:
             while pending or running:
                 while pending and len(running) < parallel:
-                    index = pending.pop(0)
-                    run = runs[index]
+                    index, run = pending.pop(0)
                     payload = Path(scratch) / f"run{index}.pkl"
                     payload.write_bytes(cloudpickle.dumps(
                         (run.thunk, run.kwargs, num_cpu, hostfile, list(mpirun_args))))
-                    log, output = None, None
+                    log = None
                     if parallel > 1:
                         Path(run.output_dir).mkdir(parents=True, exist_ok=True)
                         log = str(Path(run.output_dir) / "output.log")
-                        output = open(log, "w")  # closed when the run ends
                         print(f"Started {run.exp_name} (seed {run.kwargs['seed']}): "
                               f"output in {log}", flush=True)
                     else:
                         print(f"{LINE}\nRunning {run.output_dir}\n{LINE}", flush=True)
                     # A session of its own: stopping the grid stops the run's whole
-                    # process group (mpirun and its ranks included).
-                    process = subprocess.Popen(
-                        [python, "-m", "keras_vpg.grid", str(payload)],
-                        env=env, stdout=output, stderr=subprocess.STDOUT if output else None,
-                        start_new_session=hasattr(os, "killpg"))
-                    running[index] = (process, time.monotonic(), log, output)
+                    # process group (mpirun and its ranks included). The log file is
+                    # the run's: this process closes its copy once the run has it.
+                    with open(log, "w") if log else contextlib.nullcontext() as output:
+                        process = subprocess.Popen(
+                            [python or sys.executable, "-m", "keras_vpg.grid", str(payload)],
+                            env=env, stdout=output, stderr=subprocess.STDOUT if log else None,
+                            start_new_session=hasattr(os, "killpg"))
+                    running[index] = (process, time.monotonic(), log)
                 finished = [i for i, (p, *_) in running.items() if p.poll() is not None]
                 if not finished:
                     time.sleep(0.2)
                 for index in finished:
-                    process, start, log, output = running.pop(index)
-                    if output is not None:
-                        output.close()
+                    process, start, log = running.pop(index)
                     run = runs[index]
                     results[index] = RunResult(
                         run.exp_name, run.output_dir, final_return(run.output_dir),
@@ -372,10 +369,8 @@ def run_experiments(
                         print(f"Finished {run.exp_name} (seed {run.kwargs['seed']}) in "
                               f"{results[index].seconds:.0f} s", flush=True)
         finally:  # Ctrl-C or an error here: no run is left behind
-            for process, _, _, output in running.values():
+            for process, _, _ in running.values():
                 _stop(process)
-                if output is not None:
-                    output.close()
     done = [r for r in results if r is not None]
     print(summary_table(done), flush=True)
     failed = [r for r in done if not r.ok]
