@@ -178,8 +178,7 @@ def make_plots(all_logdirs: Sequence[str], legend: Sequence[str] | None = None,
                 spread = np.nanstd(ys, axis=0)
                 ax.fill_between(x, center - spread, center + spread, alpha=0.2,
                                 color=line.get_color())
-        ax.set_xlabel(xaxis)
-        ax.set_ylabel(value)
+        ax.set(xlabel=xaxis, ylabel=value)
         ax.grid(alpha=0.3)
         ax.legend(loc="best")
         fig.tight_layout()
