@@ -104,9 +104,8 @@ def run_policy(env: gym.Env, get_action: Callable[[np.ndarray], np.ndarray], max
     stats = play_episodes(lambda obs: np.asarray(get_action(obs[0]))[None], [env],
                           num_episodes, max_ep_len, seed, render, report if verbose else None)
     if verbose and stats.returns:
-        returns, lengths = np.array(stats.returns), np.array(stats.lengths)
-        print(f"AverageEpRet {returns.mean():.3f} \t StdEpRet {returns.std():.3f} \t "
-              f"EpLen {lengths.mean():.1f}")
+        print(f"AverageEpRet {np.mean(stats.returns):.3f} \t StdEpRet {np.std(stats.returns):.3f} "
+              f"\t EpLen {np.mean(stats.lengths):.1f}")
     return list(zip(stats.returns, stats.lengths))
 
 
