@@ -392,9 +392,8 @@ def final_return(output_dir: str | os.PathLike, column: str = "AverageEpRet") ->
 def summary_table(results: Sequence[RunResult]) -> str:
     """The runs as a text table: directory, final AverageEpRet, wall time, status."""
     rows = [("Run directory", "AverageEpRet", "Time (s)", "Status")]
-    for r in results:
-        rows.append((r.output_dir, f"{r.final_return:.4g}", f"{r.seconds:.1f}",
-                     "ok" if r.ok else f"failed (exit {r.returncode})"))
+    rows += [(r.output_dir, f"{r.final_return:.4g}", f"{r.seconds:.1f}",
+              "ok" if r.ok else f"failed (exit {r.returncode})") for r in results]
     run_width, return_width, time_width = (max(len(row[i]) for row in rows) for i in range(3))
     lines = [f"{run:<{run_width}}  {ret:>{return_width}}  {secs:>{time_width}}  {status}"
              for run, ret, secs, status in rows]
