@@ -169,6 +169,7 @@ class EvalCallback(keras.callbacks.Callback):
 #: write without `tensorboard`.
 _WRITER_PACKAGES = {"tensorflow": ("tensorflow", "tensorboard"), "tensorboardX": ("tensorboardX",)}
 _WRITERS = ("auto", *_WRITER_PACKAGES)
+_INSTALL_EXTRA = 'pip install "keras-vpg[tensorboard]"'
 
 
 class TensorBoardLogger(keras.callbacks.Callback):
@@ -289,11 +290,9 @@ def tensorboard_missing(writer: str = "auto") -> str | None:
         missing = "tensorboard" if is_installed("tensorflow") else "tensorflow-cpu tensorboard"
         return f"writer='tensorflow' (tf.summary) needs {missing}: pip install {missing}"
     if writer == "tensorboardX" and "tensorboardX" not in usable:
-        return ("writer='tensorboardX' needs tensorboardX: "
-                'pip install "keras-vpg[tensorboard]"')
+        return f"writer='tensorboardX' needs tensorboardX: {_INSTALL_EXTRA}"
     if writer == "auto" and not usable:
-        return ("TensorBoard logging needs the tensorboard extra: "
-                'pip install "keras-vpg[tensorboard]"')
+        return f"TensorBoard logging needs the tensorboard extra: {_INSTALL_EXTRA}"
     return None
 
 
