@@ -160,13 +160,16 @@ class EvalCallback(keras.callbacks.Callback):
                   f"length {lengths.mean():.1f} over {len(returns)} episodes{note}", flush=True)
 
     def on_train_end(self, logs=None):
-        if self._envs is not None:
-            for env in self._envs:
-                env.close()
-            self._envs = None
+        for env in self._envs or ():
+            env.close()
+        self._envs = None
 
 
-_WRITERS = ("auto", "tensorflow", "tensorboardX")
+#: The packages each writer needs. tf.summary raises TBNotInstalledError at its first
+#: write without `tensorboard`.
+_WRITER_PACKAGES = {"tensorflow": ("tensorflow", "tensorboard"), "tensorboardX": ("tensorboardX",)}
+_WRITERS = ("auto", *_WRITER_PACKAGES)
+_INSTALL_EXTRA = 'pip install "keras-vpg[tensorboard]"'
 
 
 class TensorBoardLogger(keras.callbacks.Callback):
@@ -236,23 +239,20 @@ class TensorBoardLogger(keras.callbacks.Callback):
                 continue  # not a number (Keras's logs may hold other things)
             if math.isfinite(value):
                 scalars[self.prefix + key] = value
-        if self._writer is None:
-            Path(self.log_dir).mkdir(parents=True, exist_ok=True)
-            if self.writer == "tensorflow":
-                import tensorflow as tf
-
-                self._writer = tf.summary.create_file_writer(self.log_dir)
-            else:
-                from tensorboardX import SummaryWriter
-
-                self._writer = SummaryWriter(self.log_dir)
+        # The writer is made at the first epoch; both kinds create log_dir if missing.
         if self.writer == "tensorflow":
             import tensorflow as tf
 
+            if self._writer is None:
+                self._writer = tf.summary.create_file_writer(self.log_dir)
             with self._writer.as_default():
                 for tag, value in scalars.items():
                     tf.summary.scalar(tag, value, step=step)
         else:
+            from tensorboardX import SummaryWriter
+
+            if self._writer is None:
+                self._writer = SummaryWriter(self.log_dir)
             for tag, value in scalars.items():
                 self._writer.add_scalar(tag, value, global_step=step)
         self._writer.flush()
@@ -265,13 +265,8 @@ class TensorBoardLogger(keras.callbacks.Callback):
 
 def _usable_writers() -> list[str]:
     """The writers whose packages are installed (checked without importing them)."""
-    usable = []
-    # tf.summary raises TBNotInstalledError at its first write without `tensorboard`.
-    if is_installed("tensorflow") and is_installed("tensorboard"):
-        usable.append("tensorflow")
-    if is_installed("tensorboardX"):
-        usable.append("tensorboardX")
-    return usable
+    return [writer for writer, packages in _WRITER_PACKAGES.items()
+            if all(is_installed(package) for package in packages)]
 
 
 def tensorboard_missing(writer: str = "auto") -> str | None:
@@ -295,11 +290,9 @@ def tensorboard_missing(writer: str = "auto") -> str | None:
         missing = "tensorboard" if is_installed("tensorflow") else "tensorflow-cpu tensorboard"
         return f"writer='tensorflow' (tf.summary) needs {missing}: pip install {missing}"
     if writer == "tensorboardX" and "tensorboardX" not in usable:
-        return ("writer='tensorboardX' needs tensorboardX: "
-                'pip install "keras-vpg[tensorboard]"')
+        return f"writer='tensorboardX' needs tensorboardX: {_INSTALL_EXTRA}"
     if writer == "auto" and not usable:
-        return ("TensorBoard logging needs the tensorboard extra: "
-                'pip install "keras-vpg[tensorboard]"')
+        return f"TensorBoard logging needs the tensorboard extra: {_INSTALL_EXTRA}"
     return None
 
 

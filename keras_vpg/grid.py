@@ -20,8 +20,8 @@ import itertools
 import json
 import math
 import os
+import re
 import signal
-import string
 import subprocess
 import sys
 import tempfile
@@ -35,7 +35,6 @@ from keras_vpg.mpi import usable_cores
 from keras_vpg.plot import read_progress
 
 LINE = "=" * 80
-_PATH_CHARS = set("-_" + string.ascii_letters + string.digits)
 
 
 def valid_str(value: Any) -> str:
@@ -49,7 +48,7 @@ def valid_str(value: Any) -> str:
         return valid_str(value.__name__)
     if isinstance(value, (list, tuple)):
         return "-".join(valid_str(v) for v in value)
-    return "".join(c if c in _PATH_CHARS else "-" for c in str(value).lower())
+    return re.sub(r"[^a-z0-9_-]", "-", str(value).lower())
 
 
 def setup_logger_kwargs(exp_name: str, seed: int | None = None, data_dir: str | None = None,
@@ -126,7 +125,7 @@ class ExperimentGrid:
     def __init__(self, name: str = ""):
         self.keys: list[str] = []
         self.vals: list[list[Any]] = []
-        self.shs: list[str | None] = []
+        self.shs: list[str] = []
         self.in_names: list[bool] = []
         self.name(name)
 
@@ -177,14 +176,11 @@ class ExperimentGrid:
         """What :meth:`print` prints."""
         lines = [LINE, f"ExperimentGrid [{self._name}] runs over parameters:", ""]
         for key, vals, shorthand in zip(self.keys, self.vals, self.shs):
-            lines.append(f" {key.ljust(40)} [{shorthand}]")
-            lines += [f"\t{_shown(v)}" for v in vals]
-            lines.append("")
+            lines += [f" {key.ljust(40)} [{shorthand}]", *(f"\t{_shown(v)}" for v in vals), ""]
         total = math.prod(len(v) for v in self.vals)
         seeds = len(self.vals[self.keys.index("seed")]) if "seed" in self.keys else 1
-        lines.append(" Variants, counting seeds: ".ljust(40) + str(total))
-        lines.append(" Variants, not counting seeds: ".ljust(40) + str(total // seeds))
-        lines.append(LINE)
+        lines += [" Variants, counting seeds: ".ljust(40) + str(total),
+                  " Variants, not counting seeds: ".ljust(40) + str(total // seeds), LINE]
         return "\n".join(lines)
 
     def variant_name(self, variant: dict[str, Any]) -> str:
@@ -198,8 +194,9 @@ class ExperimentGrid:
         for key, vals, shorthand, in_name in zip(self.keys, self.vals, self.shs, self.in_names):
             if key == "seed" or not (len(vals) > 1 or in_name):
                 continue
-            value = _get_nested(variant, key)
-            label = valid_str(shorthand if shorthand is not None else key)
+            # The value in the nested variant: "a:b" -> variant["a"]["b"].
+            value = functools.reduce(lambda group, part: group[part], key.split(":"), variant)
+            label = valid_str(shorthand)
             if all(isinstance(v, bool) for v in vals):
                 name += f"_{label}" if value else ""
             else:
@@ -224,21 +221,18 @@ class ExperimentGrid:
         """
         if not self.keys:
             raise ValueError("the grid is empty: add parameters with grid.add(key, vals)")
+        variants = self.variants()
+        if isinstance(thunk, str) and thunk not in variants[0]:
+            raise ValueError(f"thunk {thunk!r} is not a parameter of the grid")
         runs = []
-        for variant in self.variants():
+        for variant in variants:
             exp_name = self.variant_name(variant)
-            if isinstance(thunk, str):
-                if thunk not in variant:
-                    raise ValueError(f"thunk {thunk!r} is not a parameter of the grid")
-                function = variant.pop(thunk)
-            else:
-                function = thunk
+            function = variant.pop(thunk) if isinstance(thunk, str) else thunk
             if not callable(function):
                 raise TypeError(f"thunk must be callable, got {function!r}")
             variant.setdefault("seed", 0)
-            if "logger_kwargs" not in variant:
-                variant["logger_kwargs"] = setup_logger_kwargs(
-                    exp_name, variant["seed"], data_dir, datestamp)
+            variant.setdefault("logger_kwargs", setup_logger_kwargs(
+                exp_name, variant["seed"], data_dir, datestamp))
             runs.append(Experiment(exp_name, function, variant))
         directories = [run.output_dir for run in runs]
         clashes = sorted({d for d in directories if directories.count(d) > 1})
@@ -331,42 +325,39 @@ def run_experiments(
     env = dict(os.environ)
     if parallel > 1 and "KERAS_VPG_THREADS" not in env:
         env["KERAS_VPG_THREADS"] = str(max(1, usable_cores() // (parallel * num_cpu)))
-    python = python or sys.executable
     results: list[RunResult | None] = [None] * len(runs)
-    running: dict[int, tuple[subprocess.Popen, float, str, Any]] = {}
-    pending = list(range(len(runs)))
+    running: dict[int, tuple[subprocess.Popen, float, str | None]] = {}  # process, start, log
+    pending = list(enumerate(runs))
     with tempfile.TemporaryDirectory(prefix="keras-vpg-grid-") as scratch:
         try:
             while pending or running:
                 while pending and len(running) < parallel:
-                    index = pending.pop(0)
-                    run = runs[index]
+                    index, run = pending.pop(0)
                     payload = Path(scratch) / f"run{index}.pkl"
                     payload.write_bytes(cloudpickle.dumps(
                         (run.thunk, run.kwargs, num_cpu, hostfile, list(mpirun_args))))
-                    log, output = None, None
+                    log = None
                     if parallel > 1:
                         Path(run.output_dir).mkdir(parents=True, exist_ok=True)
                         log = str(Path(run.output_dir) / "output.log")
-                        output = open(log, "w")  # closed when the run ends
                         print(f"Started {run.exp_name} (seed {run.kwargs['seed']}): "
                               f"output in {log}", flush=True)
                     else:
                         print(f"{LINE}\nRunning {run.output_dir}\n{LINE}", flush=True)
                     # A session of its own: stopping the grid stops the run's whole
-                    # process group (mpirun and its ranks included).
-                    process = subprocess.Popen(
-                        [python, "-m", "keras_vpg.grid", str(payload)],
-                        env=env, stdout=output, stderr=subprocess.STDOUT if output else None,
-                        start_new_session=hasattr(os, "killpg"))
-                    running[index] = (process, time.monotonic(), log, output)
+                    # process group (mpirun and its ranks included). The log file is
+                    # the run's: this process closes its copy once the run has it.
+                    with open(log, "w") if log else contextlib.nullcontext() as output:
+                        process = subprocess.Popen(
+                            [python or sys.executable, "-m", "keras_vpg.grid", str(payload)],
+                            env=env, stdout=output, stderr=subprocess.STDOUT if log else None,
+                            start_new_session=hasattr(os, "killpg"))
+                    running[index] = (process, time.monotonic(), log)
                 finished = [i for i, (p, *_) in running.items() if p.poll() is not None]
                 if not finished:
                     time.sleep(0.2)
                 for index in finished:
-                    process, start, log, output = running.pop(index)
-                    if output is not None:
-                        output.close()
+                    process, start, log = running.pop(index)
                     run = runs[index]
                     results[index] = RunResult(
                         run.exp_name, run.output_dir, final_return(run.output_dir),
@@ -378,10 +369,8 @@ def run_experiments(
                         print(f"Finished {run.exp_name} (seed {run.kwargs['seed']}) in "
                               f"{results[index].seconds:.0f} s", flush=True)
         finally:  # Ctrl-C or an error here: no run is left behind
-            for process, _, _, output in running.values():
+            for process, _, _ in running.values():
                 _stop(process)
-                if output is not None:
-                    output.close()
     done = [r for r in results if r is not None]
     print(summary_table(done), flush=True)
     failed = [r for r in done if not r.ok]
@@ -403,13 +392,11 @@ def final_return(output_dir: str | os.PathLike, column: str = "AverageEpRet") ->
 def summary_table(results: Sequence[RunResult]) -> str:
     """The runs as a text table: directory, final AverageEpRet, wall time, status."""
     rows = [("Run directory", "AverageEpRet", "Time (s)", "Status")]
-    for r in results:
-        rows.append((r.output_dir, f"{r.final_return:.4g}", f"{r.seconds:.1f}",
-                     "ok" if r.ok else f"failed (exit {r.returncode})"))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = ["  ".join(cell.ljust(w) if i in (0, 3) else cell.rjust(w)
-                       for i, (cell, w) in enumerate(zip(row, widths))).rstrip()
-             for row in rows]
+    rows += [(r.output_dir, f"{r.final_return:.4g}", f"{r.seconds:.1f}",
+              "ok" if r.ok else f"failed (exit {r.returncode})") for r in results]
+    run_width, return_width, time_width = (max(len(row[i]) for row in rows) for i in range(3))
+    lines = [f"{run:<{run_width}}  {ret:>{return_width}}  {secs:>{time_width}}  {status}"
+             for run, ret, secs, status in rows]
     lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines)
 
@@ -432,8 +419,7 @@ def call_experiment(thunk: Callable[..., Any], kwargs: dict[str, Any], num_cpu: 
 
 
 def _default_shorthand(key: str) -> str:
-    parts = key.split(":")
-    return "-".join("".join(c for c in part[:3] if c.isalnum()) for part in parts)
+    return "-".join("".join(c for c in part[:3] if c.isalnum()) for part in key.split(":"))
 
 
 def _shown(value: Any) -> str:
@@ -441,10 +427,6 @@ def _shown(value: Any) -> str:
         return json.dumps(value)
     except TypeError:
         return getattr(value, "__name__", repr(value))
-
-
-def _get_nested(variant: dict[str, Any], key: str) -> Any:
-    return functools.reduce(lambda d, part: d[part], key.split(":"), variant)
 
 
 def _unflatten(flat: dict[str, Any]) -> dict[str, Any]:

@@ -63,9 +63,8 @@ def find_runs(logdirs: Sequence[str], select: Sequence[str] | None = None,
         base = Path(logdir)
         if base.is_dir():
             roots = [base]
-        else:
-            parent = base.parent if str(base.parent) else Path(".")
-            roots = sorted(p for p in parent.glob(base.name + "*") if p.is_dir())
+        else:  # Path("hc").parent is Path(".")
+            roots = sorted(p for p in base.parent.glob(base.name + "*") if p.is_dir())
             if not roots:
                 raise ValueError(f"no run directory matches {logdir!r}")
         for root in roots:
@@ -80,17 +79,15 @@ def find_runs(logdirs: Sequence[str], select: Sequence[str] | None = None,
                 found.append((logdir, _experiment_name(run), run))
     if not found:
         raise ValueError(f"no progress.txt found under {list(logdirs)}")
-    logdirs_of: dict[str, set[str]] = {}
-    exps_of: dict[str, set[str]] = {}
-    for logdir, name, _ in found:
-        logdirs_of.setdefault(name, set()).add(logdir)
-        exps_of.setdefault(logdir, set()).add(name)
+    pairs = {(logdir, name) for logdir, name, _ in found}  # distinct (logdir, experiment)
     groups: dict[str, list[Path]] = {}
     for logdir, name, run in found:
-        if len(logdirs_of[name]) == 1:
+        if sum(n == name for _, n in pairs) == 1:  # the name is under one logdir only
             key = name
-        else:  # the same experiment name under several logdirs: label by directory
-            key = logdir if len(exps_of[logdir]) == 1 else f"{logdir}:{name}"
+        elif sum(d == logdir for d, _ in pairs) == 1:  # under several: label by directory
+            key = logdir
+        else:
+            key = f"{logdir}:{name}"
         groups.setdefault(key, []).append(run)
     return groups
 
@@ -181,8 +178,7 @@ def make_plots(all_logdirs: Sequence[str], legend: Sequence[str] | None = None,
                 spread = np.nanstd(ys, axis=0)
                 ax.fill_between(x, center - spread, center + spread, alpha=0.2,
                                 color=line.get_color())
-        ax.set_xlabel(xaxis)
-        ax.set_ylabel(value)
+        ax.set(xlabel=xaxis, ylabel=value)
         ax.grid(alpha=0.3)
         ax.legend(loc="best")
         fig.tight_layout()

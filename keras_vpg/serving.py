@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -30,10 +31,8 @@ def saved_policy_path(run_dir: str | Path, itr: int | str = "last") -> Path:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run directory {str(run_dir)!r} does not exist")
-    if itr in ("last", -1, "-1", None):
-        path = run_dir / "model.keras"
-    else:
-        path = run_dir / f"model_{int(itr)}.keras"
+    last = itr in ("last", -1, "-1", None)
+    path = run_dir / ("model.keras" if last else f"model_{int(itr)}.keras")
     if not path.exists():
         saved = sorted(p.name for p in run_dir.glob("model*.keras"))
         runs = sorted(str(p.parent) for p in run_dir.glob("*/model.keras"))
@@ -82,11 +81,7 @@ def load_policy_and_env(fpath: str | Path, itr: int | str = "last", deterministi
     except Exception as error:
         warnings.warn(f"could not rebuild the env of {str(fpath)!r}: {error}", stacklevel=2)
         env = None
-
-    def get_action(obs: np.ndarray) -> np.ndarray:
-        return ac.act(obs, deterministic=deterministic)
-
-    return env, get_action
+    return env, lambda obs: ac.act(obs, deterministic=deterministic)
 
 
 def run_policy(env: gym.Env, get_action: Callable[[np.ndarray], np.ndarray], max_ep_len: int = 0,
@@ -109,9 +104,8 @@ def run_policy(env: gym.Env, get_action: Callable[[np.ndarray], np.ndarray], max
     stats = play_episodes(lambda obs: np.asarray(get_action(obs[0]))[None], [env],
                           num_episodes, max_ep_len, seed, render, report if verbose else None)
     if verbose and stats.returns:
-        returns, lengths = np.array(stats.returns), np.array(stats.lengths)
-        print(f"AverageEpRet {returns.mean():.3f} \t StdEpRet {returns.std():.3f} \t "
-              f"EpLen {lengths.mean():.1f}")
+        print(f"AverageEpRet {np.mean(stats.returns):.3f} \t StdEpRet {np.std(stats.returns):.3f} "
+              f"\t EpLen {np.mean(stats.lengths):.1f}")
     return list(zip(stats.returns, stats.lengths))
 
 
@@ -140,14 +134,12 @@ def run_episodes(ac: keras.Model, env_fn: Callable[[], gym.Env], num_episodes: i
                                  ("max_ep_len", max_ep_len or 0, 0)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
             raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    own = envs is None
-    envs = [env_fn() for _ in range(min(int(num_envs), int(num_episodes)))] if own else envs
-    try:
+    with contextlib.ExitStack() as own_envs:  # closes the envs made here (not those passed)
+        if envs is None:
+            count = min(int(num_envs), int(num_episodes))
+            envs = [own_envs.enter_context(contextlib.closing(env_fn())) for _ in range(count)]
         return play_episodes(batched_policy(ac, deterministic, seed), envs, int(num_episodes),
                              max_ep_len, seed)
-    finally:
-        for env in envs if own else ():
-            env.close()
 
 
 #: What exporting needs, per format: (module to import, extra that installs it).
@@ -187,19 +179,17 @@ def export(model: keras.Model, filepath: str | Path, format: str = "tf_saved_mod
                               f'pip install "keras-vpg[{extra}]"')
     filepath = Path(filepath)
     filepath.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{filepath.name}.", dir=filepath.parent))
-    target = tmp / ("export" if format == "tf_saved_model" else "policy.onnx")
-    try:
+    with tempfile.TemporaryDirectory(prefix=f".{filepath.name}.", dir=filepath.parent,
+                                     ignore_cleanup_errors=True) as tmp:
+        target = Path(tmp) / ("export" if format == "tf_saved_model" else "policy.onnx")
         if keras.backend.backend() == "tensorflow":
             _export_on_tensorflow(model, target, format)
         else:
-            model.save(tmp / "model.keras")
-            _export_in_tensorflow_subprocess(tmp / "model.keras", target, format)
+            model.save(Path(tmp) / "model.keras")
+            _export_in_tensorflow_subprocess(Path(tmp) / "model.keras", target, format)
         if filepath.is_dir() and format == "tf_saved_model":
             shutil.rmtree(filepath)
         os.replace(target, filepath)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _export_in_tensorflow_subprocess(model_path: Path, target: Path, format: str) -> None:
