@@ -62,9 +62,12 @@ def checkpoint_dir(run_dir: str | os.PathLike) -> Path:
 
 def list_checkpoints(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
     """``[(epoch, path)]`` of the ``ckpt_<epoch>`` directories, oldest first (unchecked)."""
-    # (No such directory: glob finds nothing.)
-    entries = checkpoint_dir(run_dir).glob("ckpt_*")
-    numbered = [(p.name.removeprefix("ckpt_"), p) for p in entries]
+    directory = checkpoint_dir(run_dir)
+    if not directory.is_dir():
+        return []
+    # iterdir, not glob: an unreadable directory is an error, not "no checkpoints".
+    numbered = [(p.name.removeprefix("ckpt_"), p) for p in directory.iterdir()
+                if p.name.startswith("ckpt_")]
     return sorted((int(number), p) for number, p in numbered if number.isdecimal() and p.is_dir())
 
 

@@ -342,12 +342,13 @@ def cmd_train(args: argparse.Namespace) -> None:
         raise CLIError("--env is required (or --config RUN_DIR/config.json, or --resume RUN_DIR)")
     _select_backend(args)
     from keras_vpg import mpi
-    from keras_vpg.callbacks import tensorboard_missing
 
-    if mpi.num_procs() == 1:  # once, before launching ranks
-        if not args.resume:  # (a resumed run's env is the one it recorded)
-            _check_env_id(args.env)
-        missing = args.tensorboard and tensorboard_missing()  # one line naming the extra
+    if mpi.num_procs() == 1 and not args.resume:  # once, before launching ranks
+        _check_env_id(args.env)  # (a resumed run's env is the one it recorded)
+    if args.tensorboard:  # one line naming the extra, on every rank (mpirun by hand too)
+        from keras_vpg.callbacks import tensorboard_missing
+
+        missing = tensorboard_missing()
         if missing:
             raise CLIError(f"--tensorboard: {missing}")
     if args.resume:
@@ -748,7 +749,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv:  # a first try: the commands, not an error
         parser.print_help(sys.stderr)
         return 2
-    if argv[0].startswith("--") and argv[0].split("=", 1)[0] not in parser.flags():
+    typed = argv[0].split("=", 1)[0]
+    if typed.startswith("--") and not any(flag.startswith(typed) for flag in parser.flags()):
         # Before argparse, whose "COMMAND is required" would hide the mistyped flag.
         parser.error(f"unrecognized arguments: {argv[0]}")
     args = parser.parse_args(argv)

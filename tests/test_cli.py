@@ -177,6 +177,11 @@ def test_a_mistyped_top_level_flag_is_named_not_the_missing_command(capsys):
     err = capsys.readouterr().err
     assert "unrecognized arguments: --verison; did you mean --version?" in err
     assert "COMMAND" not in err
+    # argparse's abbreviations of a top-level flag still work (--vers: --version).
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--vers"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.startswith("keras-vpg ")
 
 
 def test_a_flag_unlike_any_gets_no_suggestion():
