@@ -76,9 +76,10 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def _flag_hint(words: list[str], flags: list[str]) -> str:
     """``"; did you mean --pi-lr?"`` for the unknown ``--pi_lr`` among ``words``, else ``""``."""
-    # Compared without the dashes, which every flag shares.
+    # Long flags, compared without their two dashes (a bare "--" or "-h" leaves "").
     typed = [word.split("=", 1)[0].replace("_", "-")[2:] for word in words if word[:2] == "--"]
-    close = _nearest(typed, [flag[2:] for flag in flags], per_word=1, cutoff=0.75)
+    long_flags = [flag[2:] for flag in flags if flag[:2] == "--"]
+    close = _nearest([word for word in typed if word], long_flags, per_word=1, cutoff=0.75)
     return _did_you_mean([f"--{name}" for name in close])
 
 
@@ -706,7 +707,9 @@ def build_parser(train_defaults: dict[str, Any] | None = None) -> argparse.Argum
     parser.add_argument("--version", action="version", version=version_text(),
                         help="show keras-vpg's version and those of Keras, the installed "
                              "backends, gymnasium and MuJoCo, then exit")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # Not required=True: argparse would then say "COMMAND is required" before reporting an
+    # unknown flag (--verison); main() asks for the command once the flags are read.
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, add_arguments, uses_keras, summary, example) in COMMANDS.items():
         sub = commands.add_parser(
             name, help=summary, description=summary[0].upper() + summary[1:] + ".",
@@ -749,11 +752,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv:  # a first try: the commands, not an error
         parser.print_help(sys.stderr)
         return 2
-    typed = argv[0].split("=", 1)[0]
-    if typed.startswith("--") and not any(flag.startswith(typed) for flag in parser.flags()):
-        # Before argparse, whose "COMMAND is required" would hide the mistyped flag.
-        parser.error(f"unrecognized arguments: {argv[0]}")
     args = parser.parse_args(argv)
+    if args.command is None:
+        parser.error("the following arguments are required: COMMAND")
     args.argv = argv
     debug = getattr(args, "debug", False) or os.environ.get(DEBUG_ENV, "0") not in ("", "0")
     try:

@@ -187,5 +187,6 @@ def test_a_mistyped_top_level_flag_is_named_not_the_missing_command(capsys):
 def test_a_flag_unlike_any_gets_no_suggestion():
     flags = subcommands()["train"].flags()
     assert cli._flag_hint(["--frob", "2"], flags) == ""
+    assert cli._flag_hint(["--"], flags) == ""  # not "--" for -h, both empty without dashes
     assert cli._flag_hint(["--pi_lr=0.1", "--vf_lr", "3"], flags) == (
         "; did you mean --pi-lr, --vf-lr?")
