@@ -46,7 +46,7 @@ from keras_vpg.actor_critic import (
 from keras_vpg.buffer import Transitions, VPGBuffer, gae_lambda
 from keras_vpg.checkpoint import CheckpointError, NonFiniteError
 from keras_vpg.config import DEFAULT_EPOCHS, VPGConfig, load_config
-from keras_vpg.files import atomic_write
+from keras_vpg.files import atomic_write, run_directory
 from keras_vpg.interrupt import Interrupted, StopOnSignals, print_line
 from keras_vpg.logger import EpochLogger, ProgressBar, resuming
 from keras_vpg.rollout import EpochRollout, RolloutCollector, make_vector_env
@@ -441,7 +441,7 @@ class VPG:
         last_values = self.trainer.value(data.bootstrap_obs()).tolist()
         path_ends = data.path_ends_with_values(last_values)
         adv, ret = gae_lambda(data.rew, values, path_ends, self.config.gamma, self.config.lam)
-        adv_mean, adv_std, _, _ = self._statistics(adv)
+        adv_mean, adv_std = self._statistics(adv, with_min_and_max=False)
         adv = ((adv - adv_mean) / (adv_std + 1e-8)).astype(np.float32)
         return {"obs": obs, "act": _rows(data.act), "ret": _rows(ret), "adv": _rows(adv),
                 "logp": _rows(data.logp)}, values
@@ -511,12 +511,13 @@ class VPG:
         total_sq = mpi.mpi_sum(np.square(obs).sum(axis=0))
         self.ac.obs_normalizer.update(total, total_sq, float(mpi.mpi_sum(len(obs))))
 
-    def _statistics(self, x) -> tuple[float, float, float, float]:
-        """Mean, std, min and max of ``x`` over all ranks (NaN without data)."""
+    def _statistics(self, x, with_min_and_max: bool = True) -> tuple[float, ...]:
+        """Mean and std (and min, max) of ``x`` over all ranks (NaN without data)."""
         if self.num_procs > 1:
-            return mpi.mpi_statistics_scalar(x, with_min_and_max=True)
+            return mpi.mpi_statistics_scalar(x, with_min_and_max)
         x = np.asarray(x, dtype=np.float64).ravel()
-        return tuple(float(f(x)) if x.size else math.nan for f in (np.mean, np.std, np.min, np.max))
+        reductions = (np.mean, np.std, np.min, np.max)[:4 if with_min_and_max else 2]
+        return tuple(float(f(x)) if x.size else math.nan for f in reductions)
 
     def _epoch_logs(self, record: EpochRecord) -> dict[str, float]:
         """Wait for the epoch's value steps, advance the time and step counters, and
@@ -531,12 +532,13 @@ class VPG:
         self.total_env_interacts += steps
         ret_mean, ret_std, ret_min, ret_max = self._statistics(record.rollout.episode_returns)
         v_mean, v_std, v_min, v_max = self._statistics(record.values)
+        ep_len_mean, _ = self._statistics(record.rollout.episode_lengths, with_min_and_max=False)
         metrics = {**record.policy_metrics, **value_metrics}
         if self.num_procs > 1:
             metrics = {k: mpi.mpi_avg(v) for k, v in metrics.items()}
         return {
             "AverageEpRet": ret_mean, "StdEpRet": ret_std, "MaxEpRet": ret_max,
-            "MinEpRet": ret_min, "EpLen": self._statistics(record.rollout.episode_lengths)[0],
+            "MinEpRet": ret_min, "EpLen": ep_len_mean,
             "AverageVVals": v_mean, "StdVVals": v_std, "MaxVVals": v_max, "MinVVals": v_min,
             "TotalEnvInteracts": self.total_env_interacts,
             **{k: float(metrics[k]) for k in UPDATE_METRICS},
@@ -959,7 +961,7 @@ def _spec_json(env: gym.Env) -> str | None:
 
 
 def _default_output_dir(exp_name: str, seed: int) -> str:
-    path = Path("data") / exp_name / f"{exp_name}_s{seed}"
+    path = run_directory(exp_name, seed)
     if path.exists():
         path = path.with_name(f"{path.name}_{time.strftime('%Y%m%d-%H%M%S')}")
     return str(path)

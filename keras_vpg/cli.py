@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from keras_vpg import __version__, _backend, config
+from keras_vpg.files import run_directory
 
 #: Environment variable: when set (to anything but 0), user errors show their traceback.
 DEBUG_ENV = "KERAS_VPG_DEBUG"
@@ -180,8 +181,7 @@ def default_exp_name(env_id: str) -> str:
 
 def run_dir_of(args: argparse.Namespace, seed: int) -> Path:
     """``DATA_DIR/EXP_NAME/EXP_NAME_sSEED``: where seed ``seed`` of a train command goes."""
-    exp_name = args.exp_name or default_exp_name(args.env)
-    return Path(args.data_dir) / exp_name / f"{exp_name}_s{seed}"
+    return run_directory(args.exp_name or default_exp_name(args.env), seed, args.data_dir)
 
 
 def vpg_kwargs(args: argparse.Namespace, seed: int) -> dict[str, Any]:
@@ -563,7 +563,7 @@ def cmd_test_policy(args: argparse.Namespace) -> None:
     import gymnasium as gym
 
     from keras_vpg import serving
-    from keras_vpg.rollout import batched_policy, play_episodes
+    from keras_vpg.rollout import batched_policy, episode_line, play_episodes
 
     if args.env:
         _check_env_id(args.env)
@@ -587,7 +587,7 @@ def cmd_test_policy(args: argparse.Namespace) -> None:
                               args.episodes, args.len, args.seed, render=True)
     if args.verbose:
         for i, (ret, length) in enumerate(zip(stats.returns, stats.lengths)):
-            print(f"Episode {i} \t EpRet {ret:.3f} \t EpLen {length}")
+            print(episode_line(i, ret, length))
     print(f"keras-vpg: {stats.summary()}")
 
 

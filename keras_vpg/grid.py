@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from keras_vpg.files import run_directory
 from keras_vpg.mpi import usable_cores
 from keras_vpg.plot import read_progress
 
@@ -53,17 +54,9 @@ def valid_str(value: Any) -> str:
 
 def setup_logger_kwargs(exp_name: str, seed: int | None = None, data_dir: str | None = None,
                         datestamp: bool = False) -> dict[str, str]:
-    """``logger_kwargs`` of a run, placed as Spinning Up places it.
-
-    ``data_dir/exp_name/exp_name_s<seed>``; with ``datestamp``
-    ``data_dir/YYYY-MM-DD_exp_name/YYYY-MM-DD_HH-MM-SS-exp_name_s<seed>``; without a
-    seed the run is ``data_dir/exp_name``. ``data_dir`` defaults to ``data``.
-    """
-    folder = (time.strftime("%Y-%m-%d_") if datestamp else "") + exp_name
-    path = Path(data_dir or "data") / folder
-    if seed is not None:
-        stamp = time.strftime("%Y-%m-%d_%H-%M-%S-") if datestamp else ""
-        path = path / f"{stamp}{exp_name}_s{seed}"
+    """``logger_kwargs`` of a run, placed as Spinning Up places it (see
+    :func:`keras_vpg.files.run_directory`)."""
+    path = run_directory(exp_name, seed, data_dir, datestamp)
     return {"output_dir": str(path), "exp_name": exp_name}
 
 

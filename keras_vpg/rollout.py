@@ -249,6 +249,11 @@ class EpisodeStats:
                 f"EpLen {lengths.mean():.4g} ± {lengths.std():.3g}{speed}")
 
 
+def episode_line(index: int, ep_ret: float, ep_len: int) -> str:
+    """One episode as Spinning Up's ``run_policy`` prints it (``test-policy --verbose`` too)."""
+    return f"Episode {index} \t EpRet {ep_ret:.3f} \t EpLen {ep_len}"
+
+
 def batched_policy(ac, deterministic: bool = False, seed: int | None = None
                    ) -> Callable[[np.ndarray], np.ndarray]:
     """``obs (B, *O) -> env-ready actions (B, ...)`` in one call per batch (numpy).

@@ -20,7 +20,7 @@ import numpy as np
 from keras_vpg import actor_critic  # noqa: F401  (registers ActorCritic with Keras's loader)
 from keras_vpg._backend import is_installed
 from keras_vpg.config import load_config
-from keras_vpg.rollout import EpisodeStats, batched_policy, play_episodes
+from keras_vpg.rollout import EpisodeStats, batched_policy, episode_line, play_episodes
 
 __all__ = ["EpisodeStats", "batched_policy", "export", "load_policy_and_env", "run_episodes",
            "run_policy"]
@@ -99,7 +99,7 @@ def run_policy(env: gym.Env, get_action: Callable[[np.ndarray], np.ndarray], max
     count = itertools.count()
 
     def report(ep_ret: float, ep_len: int) -> None:
-        print(f"Episode {next(count)} \t EpRet {ep_ret:.3f} \t EpLen {ep_len}")
+        print(episode_line(next(count), ep_ret, ep_len))
 
     stats = play_episodes(lambda obs: np.asarray(get_action(obs[0]))[None], [env],
                           num_episodes, max_ep_len, seed, render, report if verbose else None)

@@ -222,3 +222,18 @@ def test_grid_runs_across_a_hostfile_with_global_counts(tmp_path):
     evaluated = [line.split("\t")[header.index("EvalAverageEpRet")] for line in lines[1:]]
     assert evaluated[0] == "nan" and float(evaluated[1]) > 0
     assert result.ok
+
+
+def test_an_agent_without_logger_kwargs_writes_where_a_grid_would(tmp_path, monkeypatch):
+    """One place makes DATA/EXP/EXP_sSEED (files.run_directory); a taken one gets a stamp."""
+    monkeypatch.chdir(tmp_path)
+    agents = [keras_vpg.VPG(lambda: gym.make("CartPole-v1"), seed=4, steps_per_epoch=8)
+              for _ in range(2)]
+    for agent in agents:
+        agent.close()
+    expected = Path(setup_logger_kwargs("vpg", 4)["output_dir"])
+    assert expected == Path("data") / "vpg" / "vpg_s4"
+    assert agents[0].output_dir == expected and (tmp_path / expected / "config.json").exists()
+    # The second finds the first's directory taken: same folder, a timestamped name.
+    assert agents[1].output_dir.parent == expected.parent
+    assert agents[1].output_dir.name.startswith("vpg_s4_")
