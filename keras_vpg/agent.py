@@ -189,6 +189,7 @@ class VPG:
         tune_threads: bool = True,
         keep_checkpoints: int = 3,
     ):
+        arguments = dict(locals())  # the hyperparameters, each once, for VPGConfig
         with mpi.abort_on_exception():  # one failing rank must not leave the others hanging
             if not callable(env_fn):
                 raise TypeError(
@@ -197,14 +198,7 @@ class VPG:
                 )
             if not callable(actor_critic):
                 raise TypeError(f"actor_critic must be callable, got {actor_critic!r}")
-            config = VPGConfig(  # validates: errors name the parameter
-                ac_kwargs=ac_kwargs, seed=seed, steps_per_epoch=steps_per_epoch, gamma=gamma,
-                pi_lr=pi_lr, vf_lr=vf_lr, train_v_iters=train_v_iters, lam=lam,
-                max_ep_len=max_ep_len, logger_kwargs=logger_kwargs, save_freq=save_freq,
-                num_envs=num_envs, vector_mode=vector_mode, normalize_obs=normalize_obs,
-                overlap_update=overlap_update, fast_paths=fast_paths, tune_threads=tune_threads,
-                keep_checkpoints=keep_checkpoints,
-            )
+            config = VPGConfig.from_arguments(arguments)  # validates: errors name the field
             self._build(env_fn, actor_critic, config)
 
     def _build(self, env_fn, actor_critic, config: VPGConfig) -> None:

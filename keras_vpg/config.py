@@ -171,10 +171,16 @@ class VPGConfig:
         return {f.name: json_value(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     @classmethod
+    def from_arguments(cls, arguments: dict[str, Any]) -> VPGConfig:
+        """A config of the fields among ``arguments`` (e.g. a function's ``locals()``);
+        other keys are ignored, missing fields take their defaults."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in arguments.items() if k in names})
+
+    @classmethod
     def from_json(cls, data: dict[str, Any]) -> VPGConfig:
         """A config from :meth:`to_json`'s output (other keys, e.g. ``env_spec``, ignored)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**_from_json_values({k: v for k, v in data.items() if k in names}))
+        return cls.from_arguments(_from_json_values(data))
 
 
 def _from_json_values(kwargs: dict[str, Any]) -> dict[str, Any]:

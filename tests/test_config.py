@@ -30,6 +30,22 @@ def test_vpg_and_vpg_function_signatures_use_the_config_defaults():
     assert fn_params["epochs"].default == DEFAULT_EPOCHS
 
 
+
+def test_every_vpg_argument_reaches_its_config(tmp_path):
+    """A value other than the default, for every field, is the one VPG's config holds."""
+    chosen = dict(ac_kwargs=dict(hidden_sizes=(8,)), seed=3, steps_per_epoch=40, gamma=0.9,
+                  pi_lr=1e-2, vf_lr=2e-3, train_v_iters=2, lam=0.9, max_ep_len=30,
+                  logger_kwargs=dict(output_dir=str(tmp_path)), save_freq=2, num_envs=2,
+                  vector_mode="sync", normalize_obs=True, overlap_update=False,
+                  fast_paths=False, tune_threads=False, keep_checkpoints=1)
+    assert set(chosen) == {f.name for f in dataclasses.fields(VPGConfig)}
+    defaults = VPGConfig()
+    changed = [name for name, value in chosen.items() if value != getattr(defaults, name)]
+    assert set(changed) == set(chosen) - {"vector_mode"}  # (async would start processes)
+    agent = keras_vpg.VPG(lambda: gym.make("CartPole-v1"), **chosen)
+    agent.close()
+    assert agent.config == VPGConfig(**chosen)
+
 @pytest.mark.parametrize("name, value, error", [
     ("gamma", 1.5, ValueError), ("lam", True, ValueError), ("pi_lr", float("nan"), ValueError),
     ("seed", -1, ValueError), ("seed", 1.0, TypeError), ("max_ep_len", "10", TypeError),
