@@ -239,9 +239,10 @@ class TensorBoardLogger(keras.callbacks.Callback):
                 continue  # not a number (Keras's logs may hold other things)
             if math.isfinite(value):
                 scalars[self.prefix + key] = value
-        # The writer is made at the first epoch. The directory first, by us: a path that
-        # cannot be one is then an OSError (one line from the CLI), whatever the writer.
-        Path(self.log_dir).mkdir(parents=True, exist_ok=True)
+        if self._writer is None:  # made at the first epoch
+            # The directory first, by us: a path that cannot be one is then an OSError
+            # (one line from the CLI), whatever the writer.
+            Path(self.log_dir).mkdir(parents=True, exist_ok=True)
         if self.writer == "tensorflow":
             import tensorflow as tf
 
