@@ -424,9 +424,8 @@ def config_defaults(path: str) -> dict[str, Any]:
         defaults["hid"] = list(ac_kwargs["hidden_sizes"])
     if "activation" in ac_kwargs:
         defaults["act"] = [ac_kwargs["activation"]]
-    exp_name = saved.get("exp_name") or (saved.get("logger_kwargs") or {}).get("exp_name")
-    if exp_name:
-        defaults["exp_name"] = exp_name
+    if saved.get("exp_name"):  # the logger records it with every run
+        defaults["exp_name"] = saved["exp_name"]
     if saved.get("backend") in _backend.BACKENDS:
         defaults["backend"] = saved["backend"]
     if int(saved.get("num_procs") or 1) > 1:
