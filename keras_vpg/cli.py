@@ -316,12 +316,11 @@ def _resume(args: argparse.Namespace) -> None:
     with contextlib.closing(agent):
         agent.logger.update_config(**settings)
         if rank0:
-            steps = agent.total_env_interacts
             new_steps = (len(resumed.history.get("TotalEnvInteracts", []))
                          * agent.steps_per_env * agent.num_envs * agent.num_procs)
             logs = {**resumed.history, "AverageEpRet": [final_return(run_dir)],
-                    "TotalEnvInteracts": [steps]}  # also when no epoch was left to run
-            print(_run_summary(run_dir, logs, time.perf_counter() - start, steps - new_steps))
+                    "TotalEnvInteracts": [agent.total_env_interacts]}  # also with no epoch run
+            print(_run_summary(run_dir, logs, time.perf_counter() - start, new_steps))
 
 
 def _run_kwargs(args: argparse.Namespace, seed: int, verbose: int) -> dict[str, Any]:
@@ -434,18 +433,17 @@ def config_defaults(path: str) -> dict[str, Any]:
 
 
 def _run_summary(run_dir: Path, logs: dict[str, list[float]], seconds: float,
-                 steps_before: int = 0) -> str:
+                 resumed_steps: int | None = None) -> str:
     """One line: final AverageEpRet, steps and wall time, steps/s and the run directory.
 
     The speed is the last epoch's (the first ones include compilation). After a
-    resume (``steps_before`` > 0) the time is that of the steps since the resume.
+    resume, ``resumed_steps`` are the steps run since it, in ``seconds``.
     """
     final_return = logs.get("AverageEpRet", [math.nan])[-1]
     steps = int(logs.get("TotalEnvInteracts", [0])[-1])
-    new_steps = steps - steps_before
-    speed = logs.get("StepsPerSecond", [new_steps / max(seconds, 1e-9)])[-1]
-    done = (f"{steps:,} steps ({new_steps:,} since the resume, in {seconds:.1f} s; "
-            if steps_before else f"{steps:,} steps in {seconds:.1f} s (")
+    speed = logs.get("StepsPerSecond", [0])[-1]  # none: a resume with no epoch left to run
+    done = (f"{steps:,} steps ({resumed_steps:,} since the resume, in {seconds:.1f} s; "
+            if resumed_steps is not None else f"{steps:,} steps in {seconds:.1f} s (")
     return (f"keras-vpg: done {run_dir.name}: AverageEpRet {final_return:.4g} (last epoch), "
             f"{done}{speed:,.0f} steps/s in the last epoch) -> {run_dir}")
 
