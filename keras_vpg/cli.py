@@ -260,7 +260,6 @@ def train_run(env_id: str, epochs: int, verbose: int = 1, tensorboard: bool = Fa
     _backend.quiet_tensorflow_startup()  # also in a grid's child process
     import gymnasium as gym
 
-    from keras_vpg import mpi
     from keras_vpg.agent import VPG
     from keras_vpg.logger import RunMovedAside
 
@@ -277,8 +276,7 @@ def train_run(env_id: str, epochs: int, verbose: int = 1, tensorboard: bool = Fa
                                  warning.lineno)
     with contextlib.closing(agent):
         agent.logger.update_config(**settings)  # for --config and --resume (fit adds the epochs)
-        return agent.fit(epochs=epochs, callbacks=callbacks,
-                         verbose=verbose if mpi.proc_id() == 0 else 0)
+        return agent.fit(epochs=epochs, callbacks=callbacks, verbose=verbose)  # rank 0 shows it
 
 
 def _mpi_fork(args: argparse.Namespace) -> None:
@@ -309,13 +307,12 @@ def _resume(args: argparse.Namespace) -> None:
                                      args.eval_freq, args.eval_episodes)
     resumed = keras.callbacks.History()  # the epochs run now: their speed and steps
     start = time.perf_counter()
-    rank0 = mpi.proc_id() == 0
     with _user_errors(FileNotFoundError, ValueError, TypeError):
         agent = resume_run(run_dir, epochs=args.epochs, callbacks=callbacks + [resumed],
-                           verbose=args.verbose if rank0 else 0)
+                           verbose=args.verbose)  # fit shows and calls back on rank 0 only
     with contextlib.closing(agent):
         agent.logger.update_config(**settings)
-        if rank0:
+        if mpi.proc_id() == 0:
             new_steps = (len(resumed.history.get("TotalEnvInteracts", []))
                          * agent.steps_per_env * agent.num_envs * agent.num_procs)
             logs = {**resumed.history, "AverageEpRet": [final_return(run_dir)],
