@@ -15,7 +15,6 @@ import contextlib
 import difflib
 import functools
 import json
-import math
 import os
 import re
 import shlex
@@ -436,8 +435,8 @@ def _run_summary(run_dir: Path, logs: dict[str, list[float]], seconds: float,
     The speed is the last epoch's (the first ones include compilation). After a
     resume, ``resumed_steps`` are the steps run since it, in ``seconds``.
     """
-    final_return = logs.get("AverageEpRet", [math.nan])[-1]
-    steps = int(logs.get("TotalEnvInteracts", [0])[-1])
+    final_return = logs["AverageEpRet"][-1]
+    steps = int(logs["TotalEnvInteracts"][-1])
     speed = logs.get("StepsPerSecond", [0])[-1]  # none: a resume with no epoch left to run
     done = (f"{steps:,} steps ({resumed_steps:,} since the resume, in {seconds:.1f} s; "
             if resumed_steps is not None else f"{steps:,} steps in {seconds:.1f} s (")
