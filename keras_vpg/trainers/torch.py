@@ -199,10 +199,9 @@ class FusedValueSteps:
     Use :meth:`for_model`; ``None`` means the eager path applies.
     """
 
-    def __init__(self, steps, optimizer, script, adam_state):
+    def __init__(self, steps, params, optimizer, script, adam_state):
         self._script = script
         self._optimizer = optimizer
-        params = [v for kernel, bias, _ in steps for v in (kernel, bias)]
         # The script's tensor arguments, read once: Keras assigns a torch variable in
         # place (``copy_``), so these stay the variables' storage.
         self._tensors = (
@@ -238,7 +237,7 @@ class FusedValueSteps:
         if adam_state is None:
             return None
         script = _scripted_value_steps()
-        return None if script is None else cls(steps, optimizer, script, adam_state)
+        return None if script is None else cls(steps, params, optimizer, script, adam_state)
 
     def applies(self) -> bool:
         """Whether the optimizer is still plain Adam (a callback may have changed it)."""
@@ -348,15 +347,11 @@ class BackendTrainer(Trainer):
     # -- update -------------------------------------------------------------------------
     def _gradient_step(self, loss, variables, optimizer):
         grads = list(torch.autograd.grad(loss, [v.value for v in variables], allow_unused=True))
-        if self.allreduce is not None:
-            grads = self._averaged(grads, variables)
+        if self.allreduce is not None:  # averaged across ranks: one flat buffer per step
+            flat = self.allreduce(flat_concat(grads).numpy())
+            grads = split_like(torch.from_numpy(flat), variables)
         with torch.no_grad():
             optimizer.apply(grads, variables)
-
-    def _averaged(self, grads, variables):
-        """The gradients averaged across ranks: one flat buffer per step."""
-        flat = self.allreduce(flat_concat(grads).numpy())
-        return split_like(torch.from_numpy(flat), variables)
 
     def _value_loss(self, batch):
         """MSE of V against the returns; plain torch for MLPs (same maths as value_loss)."""
@@ -390,14 +385,12 @@ class BackendTrainer(Trainer):
 
     def _eager_value_steps(self, batch):
         """The value steps one by one, stepped by the Keras optimizer; the loss before them."""
-        loss_v_old = None
-        for _ in range(self.train_v_iters):
-            loss_v = self._value_loss(batch)
-            loss_v_old = loss_v.detach() if loss_v_old is None else loss_v_old
+        loss_v = self._value_loss(batch)
+        loss_v_old = loss_v.detach()
+        for step in range(self.train_v_iters):
+            if step > 0:
+                loss_v = self._value_loss(batch)
             self._gradient_step(loss_v, self.v_variables, self.vf_optimizer)
-        if loss_v_old is None:  # no steps
-            with torch.no_grad():
-                loss_v_old = self._value_loss(batch)
         return loss_v_old
 
 
