@@ -54,9 +54,7 @@ def configure_threads(threads: int | None) -> dict[str, str]:
     exists (the flag is read when it is made). XLA's own threads follow the CPU
     affinity (``taskset``); ``threads`` is not used.
     """
-    if "JAX_CPU_ENABLE_ASYNC_DISPATCH" in os.environ:
-        return {}
-    if compat.jax_cpu_client_started():
+    if "JAX_CPU_ENABLE_ASYNC_DISPATCH" in os.environ or compat.jax_cpu_client_started():
         return {}
     try:
         jax.config.update("jax_cpu_enable_async_dispatch", False)
@@ -116,7 +114,7 @@ class BackendTrainer(Trainer):
         self._update_policy = jax.jit(self._stateless_update_policy)
         self._update_value = jax.jit(self._stateless_update_value)
         self._collection_values = None
-        self._action_shape, self._action_dtype = self._probe_action()
+        self._action_spec = None  # (shape per row, numpy dtype), recorded while tracing
 
     # -- collection ---------------------------------------------------------------------
     def _mapping(self, values):
@@ -126,23 +124,13 @@ class BackendTrainer(Trainer):
         with StatelessScope(state_mapping=self._mapping(values)) as scope:
             action, logp = self.ac.sample_tensors(obs.astype("float32"))
             seed = scope.get_current_value(self.seed_state)
+        action = _as_32bit(action)
+        self._action_spec = (tuple(action.shape[1:]), np.dtype(action.dtype))
         return jnp.concatenate([_as_u32(seed), _as_u32(action), _as_u32(logp)])
 
     def _stateless_value(self, values, obs):
         with StatelessScope(state_mapping=self._mapping(values)):
             return self.ac.value(obs.astype("float32"))
-
-    def _probe_action(self):
-        """Shape (per row) and 32-bit dtype of the sampled actions, from an abstract trace."""
-
-        def action_of(values, obs):
-            with StatelessScope(state_mapping=self._mapping(values)):
-                return _as_32bit(self.ac.sample_tensors(obs)[0])
-
-        values = [v.value for v in self.variables]
-        obs = jax.ShapeDtypeStruct((1, *self.ac.observation_shape), jnp.float32)
-        probe = jax.eval_shape(action_of, values, obs)
-        return tuple(probe.shape[1:]), np.dtype(probe.dtype)
 
     def begin_collection(self):
         self._collection_values = [v.value for v in self.variables]
@@ -153,19 +141,13 @@ class BackendTrainer(Trainer):
         self._collection_values = None
 
     def sample(self, obs):
-        values = self._collection_values
-        inside = values is not None
-        if not inside:  # outside a collection: read the variables, write the seed back
-            values = [v.value for v in self.variables]
+        # Outside a collection: read the variables here, write the seed back below.
+        values = self._collection_values or [v.value for v in self.variables]
         out = np.asarray(self._sample(values, obs))
-        seed = out[: self._seed_size]
-        if inside:
-            values[self._seed_index] = seed
-        else:
-            self.seed_state.assign(seed)
-        return unpack_sample(
-            out[self._seed_size :], obs.shape[0], self._action_shape, self._action_dtype
-        )
+        values[self._seed_index] = out[: self._seed_size]
+        if self._collection_values is None:
+            self.seed_state.assign(values[self._seed_index])
+        return unpack_sample(out[self._seed_size :], obs.shape[0], *self._action_spec)
 
     def value(self, obs):
         values = self._collection_values or [v.value for v in self.variables]

@@ -96,7 +96,6 @@ class BackendTrainer(Trainer):
         obs_spec = tf.TensorSpec((None, *ac.observation_shape), tf.float32)
         self._action_spec = None  # (shape per row, numpy dtype), recorded while tracing
         self._sample = _concrete(self._packed_sample, [obs_spec])
-        self._action_shape, self._action_dtype = self._action_spec
         self._value = _concrete(ac.value, [obs_spec])
         # The MPI allreduce is a numpy_function, which XLA cannot compile, so it
         # keeps the update off XLA.
@@ -117,7 +116,7 @@ class BackendTrainer(Trainer):
 
     def sample(self, obs):
         bits = self._sample(tf.convert_to_tensor(obs, tf.float32)).numpy()
-        return unpack_sample(bits, obs.shape[0], self._action_shape, self._action_dtype)
+        return unpack_sample(bits, obs.shape[0], *self._action_spec)
 
     def value(self, obs):
         return self._value(tf.convert_to_tensor(obs, tf.float32)).numpy()
