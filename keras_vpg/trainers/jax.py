@@ -73,7 +73,6 @@ def _jit_small(fn):
 
 def _as_32bit(x):
     """``x`` itself if its dtype has 32 bits, else cast to float32 / int32."""
-    x = jnp.asarray(x)
     if x.dtype.itemsize == 4:
         return x
     return x.astype(jnp.float32 if jnp.issubdtype(x.dtype, jnp.floating) else jnp.int32)
