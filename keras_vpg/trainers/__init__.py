@@ -24,7 +24,8 @@ from keras_vpg.trainers.base import (
     requested_threads,
 )
 
-_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+#: The supported Keras backends, each with its module here.
+_BACKENDS = ("tensorflow", "jax", "torch")
 #: Environment variable: ``0`` turns keras-vpg's fast paths off (the plain Keras paths run).
 FAST_PATHS_ENV = "KERAS_VPG_FAST_PATHS"
 
@@ -74,10 +75,9 @@ def configure_threads() -> dict[str, str]:
     if threads is None and ranks_here > 1:
         threads = max(1, usable_cores() // ranks_here)
     backend = keras.backend.backend()
-    if threads == 0 or backend not in _MODULES:
-        return dict(APPLIED_SETTINGS)
-    module = importlib.import_module(f"keras_vpg.trainers.{_MODULES[backend]}")
-    APPLIED_SETTINGS.update(module.configure_threads(threads))
+    if threads != 0 and backend in _BACKENDS:
+        module = importlib.import_module(f"keras_vpg.trainers.{backend}")
+        APPLIED_SETTINGS.update(module.configure_threads(threads))
     return dict(APPLIED_SETTINGS)
 
 
@@ -104,11 +104,11 @@ def get_trainer(ac, pi_optimizer, vf_optimizer, train_v_iters, allreduce=None,
     ``fast_paths``: see :class:`Trainer`; ``None`` reads :func:`fast_paths_enabled`.
     """
     backend = keras.backend.backend()
-    if backend not in _MODULES:
+    if backend not in _BACKENDS:
         raise RuntimeError(
             f"Keras backend {backend!r} is not supported by keras-vpg; set KERAS_BACKEND "
-            f"to one of {sorted(_MODULES)}"
+            f"to one of {sorted(_BACKENDS)}"
         )
-    module = importlib.import_module(f"keras_vpg.trainers.{_MODULES[backend]}")
+    module = importlib.import_module(f"keras_vpg.trainers.{backend}")
     return module.BackendTrainer(ac, pi_optimizer, vf_optimizer, train_v_iters, allreduce,
                                  fast_paths=fast_paths_enabled(fast_paths))
