@@ -68,9 +68,7 @@ def update_shards(allreduce) -> int:
     steps on a 4000-row batch are faster with two blocks, slower with four
     (figures: benchmarks/README.md).
     """
-    if allreduce is not None:
-        return 1
-    return 2 if usable_cores() >= 2 else 1
+    return 1 if allreduce is not None else min(2, usable_cores())
 
 
 def policy_metrics(ac: ActorCritic, batch, loss_pi_old, entropy_old):
