@@ -113,10 +113,8 @@ class NumpyPolicySampler:
         obs = obs.astype(np.float32)
         expected = keras.ops.convert_to_numpy(self.ac.pi_net(self.ac.normalize(obs)))
         self.begin()
-        try:
-            got = self._policy_outputs(obs)
-        finally:
-            self.end()
+        got = self._policy_outputs(obs)
+        self.end()
         return got.shape == expected.shape and np.allclose(got, expected, rtol=1e-4, atol=1e-5)
 
     def begin(self) -> None:
