@@ -26,13 +26,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from keras_vpg.files import run_directory
-from keras_vpg.mpi import usable_cores
+from keras_vpg.mpi import mpi_fork, usable_cores
 from keras_vpg.plot import read_progress
 
 LINE = "=" * 80
@@ -227,8 +228,7 @@ class ExperimentGrid:
             variant.setdefault("logger_kwargs", setup_logger_kwargs(
                 exp_name, variant["seed"], data_dir, datestamp))
             runs.append(Experiment(exp_name, function, variant))
-        directories = [run.output_dir for run in runs]
-        clashes = sorted({d for d in directories if directories.count(d) > 1})
+        clashes = [d for d, n in Counter(run.output_dir for run in runs).items() if n > 1]
         if clashes:
             raise ValueError(
                 f"several variants would write to {clashes[0]}: give the parameters that "
@@ -344,7 +344,7 @@ def run_experiments(
                         process = subprocess.Popen(
                             [python or sys.executable, "-m", "keras_vpg.grid", str(payload)],
                             env=env, stdout=output, stderr=subprocess.STDOUT if log else None,
-                            start_new_session=hasattr(os, "killpg"))
+                            start_new_session=True)
                     running[index] = (process, time.monotonic(), log)
                 finished = [i for i, (p, *_) in running.items() if p.poll() is not None]
                 if not finished:
@@ -364,14 +364,13 @@ def run_experiments(
         finally:  # Ctrl-C or an error here: no run is left behind
             for process, _, _ in running.values():
                 _stop(process)
-    done = [r for r in results if r is not None]
-    print(summary_table(done), flush=True)
-    failed = [r for r in done if not r.ok]
+    print(summary_table(results), flush=True)  # (every run has its result here)
+    failed = [r for r in results if not r.ok]
     if failed and raise_on_failure:
         raise GridRunError(
-            f"{len(failed)} of {len(done)} runs failed: "
-            + ", ".join(f"{r.output_dir} (exit {r.returncode})" for r in failed), done)
-    return done
+            f"{len(failed)} of {len(results)} runs failed: "
+            + ", ".join(f"{r.output_dir} (exit {r.returncode})" for r in failed), results)
+    return results
 
 
 def final_return(output_dir: str | os.PathLike, column: str = "AverageEpRet") -> float:
@@ -400,8 +399,6 @@ def call_experiment(thunk: Callable[..., Any], kwargs: dict[str, Any], num_cpu: 
 
     ``env_name`` in ``kwargs`` becomes ``env_fn=functools.partial(gymnasium.make, env_name)``.
     """
-    from keras_vpg.mpi import mpi_fork
-
     kwargs = dict(kwargs)
     if "env_name" in kwargs:
         import gymnasium as gym
@@ -441,10 +438,7 @@ def _unflatten(flat: dict[str, Any]) -> dict[str, Any]:
 def _stop(process: subprocess.Popen) -> None:
     """SIGTERM to the run's process group (the agent checkpoints on it), then wait."""
     with contextlib.suppress(ProcessLookupError):
-        if hasattr(os, "killpg"):
-            os.killpg(process.pid, signal.SIGTERM)
-        else:
-            process.terminate()
+        os.killpg(process.pid, signal.SIGTERM)
     try:
         process.wait(timeout=60)
     except subprocess.TimeoutExpired:
