@@ -128,8 +128,7 @@ class EpochLogger:
         self.is_writer = mpi.proc_id() == 0
         self.rows: list[dict[str, float]] = []
         self.columns: list[str] | None = None
-        resumed = _RESUMING.get()  # (resolved only when resuming)
-        self.resumed = resumed is not None and resumed == self.output_dir.resolve()
+        self.resumed = _RESUMING.get() == self.output_dir.resolve()
         if self.is_writer:
             # (A file that is not a directory holds none of RUN_MARKERS.)
             if not self.resumed and any((self.output_dir / n).exists() for n in RUN_MARKERS):
