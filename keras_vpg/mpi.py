@@ -317,8 +317,7 @@ def abort_on_exception() -> Iterator[None]:
         yield
     except BaseException as error:
         comm = _world()
-        clean_exit = isinstance(error, (SystemExit, KeyboardInterrupt)) and (
-            getattr(error, "code", 1) == 0)
+        clean_exit = isinstance(error, SystemExit) and error.code == 0
         # all_ranks: every rank raised it at the same point, none is left waiting.
         if comm is None or clean_exit or getattr(error, "all_ranks", False):
             raise
