@@ -94,9 +94,7 @@ class ObservationNormalizer(keras.layers.Layer):
         return ops.where(self.count > 0, ops.clip(z, -self.clip, self.clip), obs)
 
     def update(self, total: np.ndarray, total_sq: np.ndarray, count: float) -> None:
-        """Merge a batch given its sum ``(O...)``, sum of squares ``(O...)`` and size."""
-        if count <= 0:
-            return
+        """Merge a batch given its sum ``(O...)``, sum of squares ``(O...)`` and size (> 0)."""
         batch_mean = total / count
         batch_var = np.maximum(total_sq / count - batch_mean**2, 0.0)
         old_mean = ops.convert_to_numpy(self.mean).astype(np.float64)
@@ -111,9 +109,8 @@ class ObservationNormalizer(keras.layers.Layer):
         self.count.assign(np.float32(new_count))
 
     def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update(observation_shape=list(self.observation_shape), clip=self.clip)
-        return config
+        return dict(super().get_config(), observation_shape=list(self.observation_shape),
+                    clip=self.clip)
 
 
 @keras.saving.register_keras_serializable(package="keras_vpg")
