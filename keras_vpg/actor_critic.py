@@ -296,7 +296,7 @@ class ActorCritic(keras.Model):
 
     # -- serialization ------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
-        return dict(_with_load_note(super().get_config()),
+        return dict(LOAD_NOTE, **super().get_config(),
                     pi_net=keras.saving.serialize_keras_object(self.pi_net),
                     v_net=keras.saving.serialize_keras_object(self.v_net),
                     action_space=space_to_config(self.action_space),
@@ -313,14 +313,8 @@ class ActorCritic(keras.Model):
 # loaded before `import keras_vpg` fails with "Could not locate class ..." followed by
 # the saved config. This key comes first in that config: the fix is in the message.
 LOAD_NOTE_KEY = "load_with"
-
-
-def _with_load_note(config: dict[str, Any]) -> dict[str, Any]:
-    return {
-        LOAD_NOTE_KEY: "import keras_vpg before keras.saving.load_model: importing it "
-        "registers keras-vpg's classes with Keras",
-        **config,
-    }
+LOAD_NOTE = {LOAD_NOTE_KEY: "import keras_vpg before keras.saving.load_model: importing it "
+             "registers keras-vpg's classes with Keras"}
 
 
 def _check_no_regularizers(name: str, net: keras.Model) -> None:
@@ -396,7 +390,7 @@ class MLPActorCritic(ActorCritic):
         self.activation = activation
 
     def get_config(self) -> dict[str, Any]:
-        return dict(_with_load_note(keras.Model.get_config(self)),
+        return dict(LOAD_NOTE, **keras.Model.get_config(self),
                     observation_space=space_to_config(self.observation_space),
                     action_space=space_to_config(self.action_space),
                     hidden_sizes=list(self.hidden_sizes), activation=self.activation,
