@@ -17,7 +17,6 @@ import numpy as np
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 
 from keras_vpg.buffer import Transitions, VPGBuffer
-from keras_vpg.config import VECTOR_MODES
 from keras_vpg.env_checks import CheckEnvData
 from keras_vpg.trainers.numpy_policy import NumpyPolicySampler
 
@@ -38,10 +37,8 @@ def make_vector_env(
     Each copy is also wrapped in :class:`~keras_vpg.env_checks.CheckEnvData`:
     a non-finite or wrongly shaped observation, a non-finite reward, or an
     exception in the env's ``step`` stops collection with the env id and step.
+    ``vector_mode`` is ``"sync"`` or ``"async"`` (the agent's config checks it).
     """
-    if vector_mode not in VECTOR_MODES:
-        raise ValueError(f"vector_mode must be one of {VECTOR_MODES}, got {vector_mode!r}")
-
     def make_one() -> gym.Env:
         env = CheckEnvData(env_fn())
         if max_ep_len:
@@ -108,9 +105,8 @@ class RolloutCollector:
         self._rows_before = 0
         self._ep_start = np.zeros(envs.num_envs, dtype=np.int64)
         self._rollout = EpochRollout()  # the epoch being collected
-        self._direct = isinstance(envs, SyncVectorEnv) and (
-            getattr(envs, "autoreset_mode", None) == AutoresetMode.SAME_STEP
-        )
+        self._direct = (isinstance(envs, SyncVectorEnv)
+                        and envs.autoreset_mode == AutoresetMode.SAME_STEP)
 
     def restart_episodes(self, seed: int) -> None:
         """Abandon the episodes in progress: reset every env with ``seed`` (a resume does this).
