@@ -99,7 +99,7 @@ class CheckEnvData(gym.Wrapper):
     def _what_is_not_finite(self, obs: np.ndarray, reward, call: str) -> str:
         bad = np.flatnonzero(~np.isfinite(obs.astype(np.float64)))
         if len(bad):
-            first = np.unravel_index(bad[0], obs.shape) if obs.ndim else ()
+            first = np.unravel_index(bad[0], obs.shape)  # () for a 0-d observation
             return (f"{call} returned a non-finite observation: "
                     f"obs[{', '.join(map(str, first))}] = {obs[first]!r} "
                     f"({len(bad)} of {obs.size} entries non-finite); stopped before training on it")
