@@ -333,7 +333,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         defaults = config_defaults(args.config or args.resume)
         if args.resume:
             defaults["epochs"] = None  # the total of the interrupted fit, unless --epochs
-        args = build_parser(defaults).parse_args(args.argv)
+        # In place: main() reads args.run_dir, set below, to report a failed write.
+        vars(args).update(vars(build_parser(defaults).parse_args(args.argv)))
     if not (args.env or args.resume):
         raise CLIError("--env is required (or --config RUN_DIR/config.json, or --resume RUN_DIR)")
     _select_backend(args)

@@ -169,3 +169,14 @@ def test_a_failed_checkpoint_write_is_one_line_naming_the_checkpoint_still_usabl
         f"keras-vpg train: error: [Errno {errno.ENOSPC}] {os.strerror(errno.ENOSPC)}; the newest "
         f"usable checkpoint is {usable} (keras-vpg train --resume {run_dir} continues from it)")
     checkpoint.read_checkpoint(usable)  # and it reads
+
+    # The same from --resume (which re-reads its flags with the run's config as defaults):
+    # from ckpt_1, the write of ckpt_2 works and that of ckpt_3 fails.
+    epochs.clear()
+    code = cli.main(["train", "--resume", str(run_dir), "--epochs", "4"])
+    err = capsys.readouterr().err
+    usable = run_dir / "checkpoints" / "ckpt_2"
+    assert code == 1 and epochs == [2, 3] and "Traceback" not in err
+    assert err.strip().splitlines()[-1].endswith(
+        f"; the newest usable checkpoint is {usable} (keras-vpg train --resume {run_dir} "
+        "continues from it)")
