@@ -45,7 +45,7 @@ from keras_vpg.actor_critic import (
 )
 from keras_vpg.buffer import Transitions, VPGBuffer, gae_lambda
 from keras_vpg.checkpoint import CheckpointError, NonFiniteError
-from keras_vpg.config import DEFAULT_EPOCHS, VPGConfig, load_config
+from keras_vpg.config import DEFAULT_EPOCHS, VPGConfig, _integer, load_config
 from keras_vpg.files import atomic_write, run_directory
 from keras_vpg.interrupt import Interrupted, StopOnSignals, print_line
 from keras_vpg.logger import EpochLogger, ProgressBar, resuming
@@ -166,6 +166,7 @@ class VPG:
         also turns them off). Importing keras_vpg changes nothing.
     """
 
+    @mpi.abort_on_exception()  # one failing rank must not leave the others hanging
     def __init__(
         self,
         env_fn: Callable[[], gym.Env],
@@ -190,18 +191,14 @@ class VPG:
         keep_checkpoints: int = 3,
     ):
         arguments = dict(locals())  # the hyperparameters, each once, for VPGConfig
-        with mpi.abort_on_exception():  # one failing rank must not leave the others hanging
-            if not callable(env_fn):
-                raise TypeError(
-                    f"env_fn must be a callable returning a gymnasium.Env (e.g. "
-                    f"lambda: gym.make('CartPole-v1')), got {env_fn!r}"
-                )
-            if not callable(actor_critic):
-                raise TypeError(f"actor_critic must be callable, got {actor_critic!r}")
-            config = VPGConfig.from_arguments(arguments)  # validates: errors name the field
-            self._build(env_fn, actor_critic, config)
-
-    def _build(self, env_fn, actor_critic, config: VPGConfig) -> None:
+        if not callable(env_fn):
+            raise TypeError(
+                f"env_fn must be a callable returning a gymnasium.Env (e.g. "
+                f"lambda: gym.make('CartPole-v1')), got {env_fn!r}"
+            )
+        if not callable(actor_critic):
+            raise TypeError(f"actor_critic must be callable, got {actor_critic!r}")
+        config = VPGConfig.from_arguments(arguments)  # validates: errors name the field
         self.config = config
         if config.tune_threads:
             configure_threads()  # first VPG of the process: before the backend computes
@@ -302,6 +299,7 @@ class VPG:
         return requested
 
     # -- training -----------------------------------------------------------------------
+    @mpi.abort_on_exception()  # one failing rank must not leave the others hanging
     def fit(
         self,
         epochs: int = 50,
@@ -330,14 +328,7 @@ class VPG:
         keras.callbacks.History
             ``history.history[key]`` holds one value per epoch of this call.
         """
-        with mpi.abort_on_exception():  # one failing rank must not leave the others hanging
-            return self._fit(epochs, callbacks, verbose)
-
-    def _fit(self, epochs, callbacks, verbose) -> keras.callbacks.History:
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)):
-            raise TypeError(f"epochs must be an integer, got {epochs!r}")
-        if epochs < 1:
-            raise ValueError(f"epochs must be >= 1, got {epochs}")
+        _integer(1)("epochs", epochs)  # VPGConfig's check of integers: errors name epochs
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
         history = keras.callbacks.History()
@@ -727,8 +718,7 @@ class VPG:
             atomic_write(config_file, lambda p: Path(p).write_text(text))
         mpi.broadcast_object(None)  # the other ranks read config.json after rank 0 restored it
         kwargs = load_config(run_dir, make_env=env_fn is None)
-        env_fn = env_fn or kwargs.pop("env_fn", None)
-        kwargs.pop("env_fn", None)
+        env_fn = env_fn or kwargs.pop("env_fn", None)  # load_config adds it only if None
         if env_fn is None:
             raise ValueError(
                 f"the config.json of {run_dir} holds no gymnasium spec of the env (it was not "
@@ -758,17 +748,16 @@ class VPG:
         """
         bad = [f"{k} = {logs[k]}" for k in ("LossPi", "LossV") if not math.isfinite(logs[k])]
         weights = _non_finite_weights(self.ac)
-        if bad or weights:
-            raise self._non_finite_error(bad + [f"non-finite weights in {weights}"] * bool(weights))
-
-    def _non_finite_error(self, what: list[str]) -> NonFiniteError:
-        last = checkpoint.latest_checkpoint(self.output_dir) if self.rank == 0 else None
-        return NonFiniteError(
-            f"training stopped at epoch {self.epoch - 1}: {', '.join(what)}. Nothing from this "
-            f"epoch was saved; the last good checkpoint is {last} (resume: keras-vpg train "
-            f"--resume {shlex.quote(str(self.output_dir))}). Check the env's rewards and "
-            "observations or lower pi_lr / vf_lr."
-        )
+        if weights:
+            bad.append(f"non-finite weights in {weights}")
+        if bad:
+            last = checkpoint.latest_checkpoint(self.output_dir) if self.rank == 0 else None
+            raise NonFiniteError(
+                f"training stopped at epoch {self.epoch - 1}: {', '.join(bad)}. Nothing from "
+                f"this epoch was saved; the last good checkpoint is {last} (resume: keras-vpg "
+                f"train --resume {shlex.quote(str(self.output_dir))}). Check the env's rewards "
+                "and observations or lower pi_lr / vf_lr."
+            )
 
     def _after_exception(self, error: BaseException) -> None:
         """In ``fit``'s exception path: on an interruption, checkpoint and say so.
