@@ -18,6 +18,7 @@ Everything an epoch logs travels in its :class:`EpochRecord`.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import math
@@ -254,7 +255,8 @@ class VPG:
         )
         self.collector = RolloutCollector(self.envs, self.sampler, self.buffer, self.seed)
         self.overlap_update = self._choose_overlap(config.overlap_update)
-        self._background = None  # the value steps' thread, made on first use
+        # The value steps' thread (started on the first submit, i.e. only when overlapping).
+        self._background = ThreadPoolExecutor(1, thread_name_prefix="keras-vpg-update")
 
         exp_name = logger_kwargs.get("exp_name") or "vpg"
         output_dir = logger_kwargs.get("output_dir") or _default_output_dir(exp_name, config.seed)
@@ -445,8 +447,6 @@ class VPG:
     def _start_value_steps(self, batch, overlap: bool) -> Future:
         """The value steps, started in the background when overlapping (else run now)."""
         if overlap:
-            if self._background is None:
-                self._background = ThreadPoolExecutor(1, thread_name_prefix="keras-vpg-update")
             return self._background.submit(self.trainer.update_value, batch)
         done = Future()
         done.set_result(self.trainer.update_value(batch))
@@ -483,11 +483,9 @@ class VPG:
         record, self._running = self._running, None
         if record is None:
             return
-        try:
+        with contextlib.suppress(Exception):  # the exception propagating is the one to report
             self.logger.dump_tabular({"Epoch": record.epoch, **self._epoch_logs(record)})
             self.epoch = record.epoch + 1
-        except Exception:  # the exception already propagating is the one to report
-            pass
 
     def _update_obs_normalizer(self, obs: np.ndarray) -> None:
         """Merge this epoch's observations (all ranks) into the running statistics."""
@@ -533,9 +531,7 @@ class VPG:
     def close(self) -> None:
         """Close the environments (``AsyncVectorEnv`` subprocesses included), end the thread."""
         self.envs.close()
-        if self._background is not None:
-            self._background.shutdown()
-            self._background = None
+        self._background.shutdown()
 
     # -- checkpoints (the format on disk: keras_vpg.checkpoint) ----------------------------
     # A checkpoint holds the state after ``E`` completed epochs: every variable of the
@@ -560,7 +556,7 @@ class VPG:
         sampler = self.sampler.numpy  # plain-MLP policies only
         np_state, py_state = np.random.get_state(), random.getstate()
         return {
-            "seed_generator": _numpy(self.ac.seed_generator.state).tolist(),
+            "seed_generator": self.ac.seed_generator.state.numpy().tolist(),
             "numpy_sampler": None if sampler is None else sampler.rng.bit_generator.state,
             "numpy_global": [np_state[0], np_state[1].tolist(), *np_state[2:]],
             "python_random": [py_state[0], list(py_state[1]), py_state[2]],
@@ -570,7 +566,7 @@ class VPG:
 
     def _set_random_streams(self, streams: dict[str, Any]) -> None:
         seed_state = self.ac.seed_generator.state
-        seed_state.assign(np.asarray(streams["seed_generator"]).astype(_numpy(seed_state).dtype))
+        seed_state.assign(np.asarray(streams["seed_generator"]).astype(seed_state.dtype))
         if self.sampler.numpy is not None and streams["numpy_sampler"] is not None:
             self.sampler.numpy.rng.bit_generator.state = streams["numpy_sampler"]
         name, keys, *rest = streams["numpy_global"]
@@ -604,7 +600,7 @@ class VPG:
         if self.rank != 0:
             return None
         groups = self._variable_groups()
-        arrays = {f"{group}/{i}": _numpy(v)
+        arrays = {f"{group}/{i}": v.numpy()
                   for group, variables in groups.items() for i, v in enumerate(variables)}
         seed_index = next(i for i, v in enumerate(groups["model"])
                           if v is self.ac.seed_generator.state)
@@ -886,13 +882,9 @@ def resume_run(
     return agent
 
 
-def _numpy(variable) -> np.ndarray:
-    return np.array(keras.ops.convert_to_numpy(variable))
-
-
 def _non_finite_weights(model: keras.Model) -> list[str]:
     """Paths of ``model``'s floating-point variables holding NaN or Inf."""
-    values = [(v.path, _numpy(v)) for v in model.variables]
+    values = [(v.path, v.numpy()) for v in model.variables]
     return [path for path, x in values if x.dtype.kind == "f" and not np.isfinite(x).all()]
 
 
@@ -934,12 +926,9 @@ def _keyword_defaults(fn: Callable) -> dict[str, Any]:
 
 def _spec_json(env: gym.Env) -> str | None:
     """The env's gymnasium spec as JSON (to rebuild it later), if it has one."""
-    spec = getattr(env, "spec", None)
-    if spec is None:
-        return None
     try:
-        return spec.to_json()
-    except Exception:  # kwargs that JSON cannot hold (callables, objects)
+        return env.spec.to_json()
+    except Exception:  # no spec (None), or kwargs that JSON cannot hold (callables, objects)
         return None
 
 
