@@ -83,22 +83,19 @@ class StopOnSignals:
     and :meth:`check` never raises) and puts the previous ones back on exit.
     """
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
     def __init__(self) -> None:
         self.received: int | None = None
         self._previous: dict[int, object] = {}
 
     def __enter__(self) -> StopOnSignals:
         if threading.current_thread() is threading.main_thread():
-            for signum in self.SIGNALS:
+            for signum in (signal.SIGINT, signal.SIGTERM):
                 self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def __exit__(self, *exc_info) -> None:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
-        self._previous.clear()
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.received == signal.SIGINT and signum == signal.SIGINT:
@@ -106,15 +103,14 @@ class StopOnSignals:
         if self.received is None or signum == signal.SIGTERM:
             self.received = signum
 
-    def pending(self) -> int | None:
-        """The signal to stop for, agreed over MPI ranks (SIGTERM wins), or ``None``."""
-        # Every rank calls this at the same points (without MPI: this rank's signal).
-        return int(mpi.mpi_max(self.received or 0)) or None
-
     def check(self) -> None:
-        """Raise :class:`Terminated` / :class:`Interrupted` if a signal was received."""
-        signum = self.pending()
-        if signum is not None:
+        """Raise :class:`Terminated` / :class:`Interrupted` if a signal was received.
+
+        The signal is agreed over MPI ranks (SIGTERM wins): every rank calls this at
+        the same points (without MPI: this rank's signal).
+        """
+        signum = int(mpi.mpi_max(self.received or 0))
+        if signum:
             raise Terminated(signum) if signum == signal.SIGTERM else Interrupted(signum)
 
 
