@@ -276,10 +276,8 @@ class VPG:
         self.total_env_interacts = 0
         self._elapsed = 0.0
         self._update_seconds = 0.0  # time the loop waited for updates (for benchmarks)
-        self._signals: StopOnSignals | None = None  # during fit: SIGINT / SIGTERM recorded
         self._streams_at_collection = None  # (epoch, random streams at its collection start)
         self._fit_target_epochs = None  # of the fit that wrote the checkpoint resumed
-        self._progress_bar = None
 
     def _choose_overlap(self, requested: bool | None) -> bool:
         """Whether value steps run in the background during the next collection."""
@@ -356,20 +354,21 @@ class VPG:
         self._clock = time.perf_counter()
         self._running: EpochRecord | None = None  # value steps in the background
         try:
-            with StopOnSignals() as self._signals:  # SIGINT / SIGTERM stop at a safe point
-                self._train()
-                self._signals.check()  # a signal during the last update: stop (checkpointed)
+            with StopOnSignals() as signals:  # SIGINT / SIGTERM stop at a safe point
+                self._train(signals)
+                signals.check()  # a signal during the last update: stop (checkpointed)
         except BaseException as error:
-            self._signals = None
             self._finish_interrupted_epoch()
             self._after_exception(error)  # on an interruption: a checkpoint
             raise
-        self._signals = None
         self._callbacks.on_train_end()
         return history
 
-    def _train(self) -> None:
-        """The epochs of one ``fit``, as Spinning Up's pseudocode (see the module docstring)."""
+    def _train(self, signals: StopOnSignals) -> None:
+        """The epochs of one ``fit``, as Spinning Up's pseudocode (see the module docstring).
+
+        ``signals`` records SIGINT / SIGTERM, checked between chunks of the collection.
+        """
         chunk_rows = max(1, self.steps_per_env // 20)  # the progress bar's and signals' pace
         while True:
             previous = self._running  # its value steps run during this collection
@@ -379,8 +378,8 @@ class VPG:
             # 1. Collect the epoch, in chunks; between chunks, stop on a signal (under
             #    MPI every rank checks, so that they agree).
             for steps in self.collector.chunks(chunk_rows):
-                if self._signals.received or self.num_procs > 1:
-                    self._signals.check()
+                if signals.received or self.num_procs > 1:
+                    signals.check()
                 if previous is None and self._progress_bar is not None:
                     self._progress_bar.on_collect_progress(steps)
             # The previous epoch ends here (4. below); a stop keeps this epoch's rows
@@ -697,8 +696,8 @@ class VPG:
         if not run_dir.is_dir():
             raise FileNotFoundError(f"run directory {run_dir} does not exist")
         path = mpi.broadcast_object(
-            str(checkpoint.latest_checkpoint(run_dir)) if mpi.proc_id() == 0 else None)
-        if path == "None":
+            checkpoint.latest_checkpoint(run_dir) if mpi.proc_id() == 0 else None)
+        if path is None:
             raise FileNotFoundError(
                 f"{run_dir} holds no usable checkpoint ({checkpoint.CHECKPOINTS}/ckpt_<epoch>); "
                 "start a new run instead"
