@@ -146,7 +146,6 @@ def write_checkpoint(run_dir: str | os.PathLike, epoch: int, arrays: Mapping[str
     if bad:
         raise NonFiniteError(f"not saving a checkpoint of epoch {epoch}: "
                              f"non-finite values in {bad}")
-    epoch, keep = int(epoch), int(keep)
     directory = checkpoint_dir(run_dir)
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / f".tmp_ckpt_{epoch}_{os.getpid()}"
@@ -161,13 +160,11 @@ def write_checkpoint(run_dir: str | os.PathLike, epoch: int, arrays: Mapping[str
         for name in (_ARRAYS, _STATE):
             _fsync(tmp / name)
         final = directory / f"ckpt_{epoch}"
+        old = directory / f".old_ckpt_{epoch}_{os.getpid()}"
         if final.exists():  # same epoch again (e.g. a damaged one): swap, then remove the old
-            old = directory / f".old_ckpt_{epoch}_{os.getpid()}"
             os.rename(final, old)
-            os.rename(tmp, final)
-            shutil.rmtree(old)
-        else:
-            os.rename(tmp, final)
+        os.rename(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
         _fsync(directory)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
