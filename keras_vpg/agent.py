@@ -623,7 +623,7 @@ class VPG:
         return checkpoint.write_checkpoint(self.output_dir, self.epoch, arrays, state,
                                            self.config.keep_checkpoints)
 
-    def _restore_checkpoint(self, path: str | os.PathLike) -> None:
+    def _restore_checkpoint(self, path: Path) -> None:
         """Load the checkpoint at ``path`` into this agent (built with the same settings).
 
         Restores every variable of the model and both optimizers bit for bit, the
@@ -636,7 +636,6 @@ class VPG:
         CheckpointError
             If the checkpoint is damaged or its variables do not match the agent's.
         """
-        path = Path(path)
         state, arrays = checkpoint.read_checkpoint(path)
         if state["backend"] != keras.backend.backend():
             warnings.warn(
