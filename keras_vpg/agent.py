@@ -745,13 +745,17 @@ class VPG:
         if weights:
             bad.append(f"non-finite weights in {weights}")
         if bad:
-            last = checkpoint.latest_checkpoint(self.output_dir) if self.rank == 0 else None
-            raise NonFiniteError(
-                f"training stopped at epoch {self.epoch - 1}: {', '.join(bad)}. Nothing from "
-                f"this epoch was saved; the last good checkpoint is {last} (resume: keras-vpg "
-                f"train --resume {shlex.quote(str(self.output_dir))}). Check the env's rewards "
-                "and observations or lower pi_lr / vf_lr."
-            )
+            raise self._non_finite_error(bad)
+
+    def _non_finite_error(self, what: list[str]) -> NonFiniteError:
+        # Apart from _check_finite: built only on an error, off the epoch's reading path.
+        last = checkpoint.latest_checkpoint(self.output_dir) if self.rank == 0 else None
+        return NonFiniteError(
+            f"training stopped at epoch {self.epoch - 1}: {', '.join(what)}. Nothing from this "
+            f"epoch was saved; the last good checkpoint is {last} (resume: keras-vpg train "
+            f"--resume {shlex.quote(str(self.output_dir))}). Check the env's rewards and "
+            "observations or lower pi_lr / vf_lr."
+        )
 
     def _after_exception(self, error: BaseException) -> None:
         """In ``fit``'s exception path: on an interruption, checkpoint and say so.
