@@ -17,6 +17,8 @@ from keras_vpg.files import atomic_write
 def read_progress(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Columns of a tab-separated ``progress.txt`` as float arrays (``nan`` kept)."""
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{str(path)!r} does not exist")
     lines = [line for line in path.read_text().splitlines() if line.strip()]
     if len(lines) < 2:
         raise ValueError(f"{str(path)!r} has no data rows")
