@@ -231,9 +231,13 @@ def _export_on_tensorflow(ac: keras.Model, target: str | Path, format: str) -> N
 
     obs_spec = tf.TensorSpec((None, *ac.observation_shape), tf.float32, name="obs")
     if format == "onnx":
-        # (export() has checked that tf2onnx and onnx are installed.)
         served = _DiscreteModeForOnnx(ac) if ac.discrete else ac
-        served.export(str(target), format="onnx", input_signature=[obs_spec], verbose=False)
+        try:
+            served.export(str(target), format="onnx", input_signature=[obs_spec], verbose=False)
+        except ImportError as error:
+            raise ImportError(
+                f"ONNX export needs extra packages: {error}. pip install tf2onnx onnx"
+            ) from error
         return
 
     def sample(obs, seed):
