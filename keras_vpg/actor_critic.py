@@ -94,7 +94,9 @@ class ObservationNormalizer(keras.layers.Layer):
         return ops.where(self.count > 0, ops.clip(z, -self.clip, self.clip), obs)
 
     def update(self, total: np.ndarray, total_sq: np.ndarray, count: float) -> None:
-        """Merge a batch given its sum ``(O...)``, sum of squares ``(O...)`` and size (> 0)."""
+        """Merge a batch given its sum ``(O...)``, sum of squares ``(O...)`` and size."""
+        if count <= 0:
+            return
         batch_mean = total / count
         batch_var = np.maximum(total_sq / count - batch_mean**2, 0.0)
         old_mean = ops.convert_to_numpy(self.mean).astype(np.float64)

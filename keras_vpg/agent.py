@@ -255,8 +255,7 @@ class VPG:
         )
         self.collector = RolloutCollector(self.envs, self.sampler, self.buffer, self.seed)
         self.overlap_update = self._choose_overlap(config.overlap_update)
-        # The value steps' thread (started on the first submit, i.e. only when overlapping).
-        self._background = ThreadPoolExecutor(1, thread_name_prefix="keras-vpg-update")
+        self._background = None  # the value steps' thread, made on first use
 
         exp_name = logger_kwargs.get("exp_name") or "vpg"
         output_dir = logger_kwargs.get("output_dir") or _default_output_dir(exp_name, config.seed)
@@ -446,6 +445,8 @@ class VPG:
     def _start_value_steps(self, batch, overlap: bool) -> Future:
         """The value steps, started in the background when overlapping (else run now)."""
         if overlap:
+            if self._background is None:  # (also after close(): a fit may follow it)
+                self._background = ThreadPoolExecutor(1, thread_name_prefix="keras-vpg-update")
             return self._background.submit(self.trainer.update_value, batch)
         done = Future()
         done.set_result(self.trainer.update_value(batch))
@@ -530,7 +531,9 @@ class VPG:
     def close(self) -> None:
         """Close the environments (``AsyncVectorEnv`` subprocesses included), end the thread."""
         self.envs.close()
-        self._background.shutdown()
+        if self._background is not None:
+            self._background.shutdown()
+            self._background = None
 
     # -- checkpoints (the format on disk: keras_vpg.checkpoint) ----------------------------
     # A checkpoint holds the state after ``E`` completed epochs: every variable of the

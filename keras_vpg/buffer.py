@@ -41,6 +41,7 @@ def gae_lambda(rewards: np.ndarray, values: np.ndarray, path_ends: Sequence[tupl
     -------
     adv, ret : float32 arrays of shape ``(T, N)``
     """
+    rewards, values = np.asarray(rewards), np.asarray(values)
     steps, num_envs = rewards.shape
     adv = np.zeros((steps, num_envs), dtype=np.float32)
     ret = np.zeros((steps, num_envs), dtype=np.float32)
