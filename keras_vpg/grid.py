@@ -164,6 +164,10 @@ class ExperimentGrid:
 
     def print(self) -> None:
         """Print the parameters, their shorthands and values, and the number of variants."""
+        print(self.describe())
+
+    def describe(self) -> str:
+        """What :meth:`print` prints."""
         lines = [LINE, f"ExperimentGrid [{self._name}] runs over parameters:", ""]
         for key, vals, shorthand in zip(self.keys, self.vals, self.shs):
             lines += [f" {key.ljust(40)} [{shorthand}]", *(f"\t{_shown(v)}" for v in vals), ""]
@@ -171,7 +175,7 @@ class ExperimentGrid:
         seeds = len(self.vals[self.keys.index("seed")]) if "seed" in self.keys else 1
         lines += [" Variants, counting seeds: ".ljust(40) + str(total),
                   " Variants, not counting seeds: ".ljust(40) + str(total // seeds), LINE]
-        print("\n".join(lines))
+        return "\n".join(lines)
 
     def variant_name(self, variant: dict[str, Any]) -> str:
         """The experiment name of ``variant`` (a dict from :meth:`variants`).
