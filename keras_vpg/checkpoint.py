@@ -160,11 +160,13 @@ def write_checkpoint(run_dir: str | os.PathLike, epoch: int, arrays: Mapping[str
         for name in (_ARRAYS, _STATE):
             _fsync(tmp / name)
         final = directory / f"ckpt_{epoch}"
-        old = directory / f".old_ckpt_{epoch}_{os.getpid()}"
         if final.exists():  # same epoch again (e.g. a damaged one): swap, then remove the old
+            old = directory / f".old_ckpt_{epoch}_{os.getpid()}"
             os.rename(final, old)
-        os.rename(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
+            os.rename(tmp, final)
+            shutil.rmtree(old)
+        else:
+            os.rename(tmp, final)
         _fsync(directory)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
